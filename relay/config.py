@@ -1,0 +1,365 @@
+"""relay.yaml (schema v1): pydantic models, load + validate with YAML line numbers.
+
+Every error names its line: ``relay.yaml:14: routes[1].to: unknown channel 'tema-slack' (did you
+mean 'team-slack'?)``. Templates compile and routes resolve at load time, so a bad config fails at
+load, not at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from relay.channels import REGISTRY
+from relay.confmodel import Duration, StrictModel
+from relay.render.settings import TemplateSettings
+from relay.yamlsource import Located, YamlSourceError, interpolate, load_yaml
+
+__all__ = [
+    "AuthSettings",
+    "ConfigError",
+    "ConfigIssue",
+    "DeliverySettings",
+    "LoadedConfig",
+    "MatchSpec",
+    "RelayConfig",
+    "RouteSettings",
+    "ServerSettings",
+    "StoreSettings",
+    "load_config",
+    "parse_config",
+]
+
+TRIGGER_TYPES = ("youtube", "schedule", "manual", "none")
+
+
+def _one_or_many(value: object) -> object:
+    if isinstance(value, str):
+        return (value,)
+    return value
+
+
+StrList = Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+class ServerSettings(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    path: str = "/webhooks/mosaic"
+    max_body_bytes: PositiveInt = 1_048_576
+    admin_token: SecretStr | None = None
+    max_in_flight: PositiveInt = 512
+    """Webhooks handled at once; beyond that the relay answers 503 + Retry-After."""
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+
+class AuthSettings(StrictModel):
+    secrets: list[SecretStr] = []
+    allow_unsigned: bool = False
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _drop_empty(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [item for item in value if item not in (None, "")]
+        return value
+
+
+class StoreSettings(StrictModel):
+    url: str = "sqlite:///relay.db"
+    sync: Literal["full", "normal"] = "full"
+    retention: Duration = 7 * 86400.0
+
+
+class Backoff(StrictModel):
+    initial: Duration = 1.0
+    max: Duration = 300.0
+
+
+class DeliverySettings(StrictModel):
+    workers: PositiveInt = 8
+    lease: Duration = 60.0
+    max_attempts: PositiveInt = 8
+    max_age: Duration = 86400.0
+    backoff: Backoff = Backoff()
+    shutdown_grace: Duration = 10.0
+
+
+class MatchSpec(StrictModel):
+    flag: StrList | None = None
+    status: StrList | None = None
+    agent: StrList | None = None
+    trigger: StrList | None = None
+    youtube_channel: StrList | None = None
+
+    @field_validator("trigger")
+    @classmethod
+    def _known_trigger(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for item in value or ():
+            if item not in TRIGGER_TYPES:
+                raise ValueError(f"unknown trigger '{item}' (one of: {', '.join(TRIGGER_TYPES)})")
+        return value
+
+
+class RouteSettings(StrictModel):
+    name: str | None = None
+    match: MatchSpec | None = None
+    not_: MatchSpec | None = Field(None, alias="not")
+    to: StrList
+    template: str | None = None
+    stop: bool = False
+    mode: Literal["post", "card"] = "post"
+    thread: bool = False
+    broadcast_failures: bool = False
+    card_interval: Duration = 1.0
+
+
+ChannelConfig = Annotated[
+    Union[tuple(t.settings for t in REGISTRY.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="type"),
+]
+
+
+class RelayConfig(StrictModel):
+    """The whole relay.yaml."""
+
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    store: StoreSettings = StoreSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    agents: dict[str, str] = {}
+    channels: dict[str, ChannelConfig] = {}
+    routes: list[RouteSettings] = []
+    templates: dict[str, TemplateSettings] = {}
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    line: int | None
+    where: str
+    message: str
+
+    def format(self, source: str) -> str:
+        place = f"{source}:{self.line}" if self.line else source
+        return f"{place}: {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that cannot serve; ``issues`` lists every problem with its line."""
+
+    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        super().__init__("\n".join(issue.format(source) for issue in issues))
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: RelayConfig
+    path: Path
+    base_dir: Path
+    sha256: str
+    unset_vars: tuple[str, ...]
+
+    @property
+    def source(self) -> str:
+        return self.path.name
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, interpolate, validate and cross-check a relay.yaml; raise ``ConfigError``."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            str(file), [ConfigIssue(None, "", f"cannot read: {exc.strerror or exc}")]
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(file.name, [ConfigIssue(None, "", "not UTF-8 text")]) from None
+    config, unset = parse_config(text, file.name, env)
+    return LoadedConfig(
+        config=config,
+        path=file.resolve(),
+        base_dir=file.resolve().parent,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        unset_vars=unset,
+    )
+
+
+def parse_config(
+    text: str, source: str = "relay.yaml", env: Mapping[str, str] | None = None
+) -> tuple[RelayConfig, tuple[str, ...]]:
+    try:
+        located = load_yaml(text)
+    except YamlSourceError as exc:
+        raise ConfigError(source, [ConfigIssue(exc.line, "", exc.message)]) from None
+    if located.data is None:
+        located.data = {}
+    if not isinstance(located.data, dict):
+        raise ConfigError(source, [ConfigIssue(1, "", "the file must be a mapping of sections")])
+    interpolate(located, env)
+    unset = tuple(sorted(set(located.unset_vars.values())))
+    try:
+        config = RelayConfig.model_validate(located.data)
+    except ValidationError as exc:
+        raise ConfigError(source, _pydantic_issues(exc, located)) from None
+    issues = _cross_check(config, located)
+    if issues:
+        raise ConfigError(source, issues)
+    return config, unset
+
+
+def dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_issues(exc: ValidationError, located: Located) -> list[ConfigIssue]:
+    issues = []
+    seen = set()
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = _yaml_path(error["loc"], located.data)
+        if error["type"] == "union_tag_invalid":
+            loc = (*loc, "type")
+        message = _plain_message(error)
+        unset = _unset_below(loc, located)
+        if unset:
+            message += f" (environment variable {unset} is not set)"
+        key = (loc, message)
+        if key in seen:
+            continue
+        seen.add(key)
+        issues.append(ConfigIssue(located.line_of(loc), dotted(loc), message))
+    return issues
+
+
+def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
+    """Drop pydantic's union tags (e.g. 'slack') that are not keys of the YAML data."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part in ("not_", "from_"):
+            alias = part.rstrip("_")
+            path.append(alias)
+            node = node.get(alias)
+        elif isinstance(node, dict) and part not in REGISTRY and not str(part).startswith(
+            "function-"
+        ):
+            path.append(part)
+            node = None
+    return tuple(path)
+
+
+def _plain_message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling)"
+    if kind == "missing":
+        return "required"
+    if kind == "union_tag_invalid":
+        return f"unknown channel type (one of: {', '.join(REGISTRY)})"
+    if kind == "union_tag_not_found":
+        return f"missing 'type' (one of: {', '.join(REGISTRY)})"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _unset_below(loc: tuple[str | int, ...], located: Located) -> str | None:
+    for path, name in located.unset_vars.items():
+        if path[: len(loc)] == loc:
+            return name
+    return None
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _cross_check(config: RelayConfig, located: Located) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+
+    def issue(path: tuple[str | int, ...], message: str) -> None:
+        issues.append(ConfigIssue(located.line_of(path), dotted(path), message))
+
+    channels = list(config.channels)
+    templates = list(config.templates)
+    if not config.auth.secrets and not config.auth.allow_unsigned:
+        unset = _unset_below(("auth", "secrets"), located)
+        hint = f" (environment variable {unset} is not set)" if unset else ""
+        issue(
+            ("auth", "secrets"),
+            "no webhook secret configured; set one, or set auth.allow_unsigned: true "
+            "to accept unsigned webhooks" + hint,
+        )
+    for name, channel in config.channels.items():
+        if channel.template and channel.template not in config.templates:
+            issue(
+                ("channels", name, "template"),
+                f"unknown template '{channel.template}'{_suggest(channel.template, templates)}",
+            )
+    route_names: dict[str, int] = {}
+    for index, route in enumerate(config.routes):
+        if route.name:
+            if route.name in route_names:
+                issue(("routes", index, "name"), f"duplicate route name '{route.name}'")
+            route_names[route.name] = index
+        for position, target in enumerate(route.to):
+            if target not in config.channels:
+                line_path = ("routes", index, "to", position) if _is_list(located, index) else ()
+                issues.append(
+                    ConfigIssue(
+                        located.line_of(line_path or ("routes", index, "to")),
+                        dotted(("routes", index, "to")),
+                        f"unknown channel '{target}'{_suggest(target, channels)}",
+                    )
+                )
+        if route.template and route.template not in config.templates:
+            issue(
+                ("routes", index, "template"),
+                f"unknown template '{route.template}'{_suggest(route.template, templates)}",
+            )
+    return issues
+
+
+def _is_list(located: Located, index: int) -> bool:
+    try:
+        return isinstance(located.data["routes"][index]["to"], list)
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
+def route_label(route: RouteSettings, index: int) -> str:
+    return route.name or f"routes[{index}]"
