@@ -1,0 +1,158 @@
+"""The channel contract: a rendered ``Message`` in, a ``MessageRef`` (or None) out.
+
+A failure raises ``RetryableError`` (try again later, maybe after ``retry_after``) or
+``PermanentError`` (dead-letter now). Channels only transport; rendering happens before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import aiohttp
+
+from relay.confmodel import RateLimit, RateLimitSetting, StrictModel
+
+__all__ = [
+    "Channel",
+    "ChannelSettings",
+    "DeliveryError",
+    "Limits",
+    "Message",
+    "MessageRef",
+    "PermanentError",
+    "RetryableError",
+    "classify_http_status",
+    "parse_retry_after",
+]
+
+
+class ChannelSettings(StrictModel):
+    """Keys every channel accepts; each channel type subclasses this with its own ``type``."""
+
+    type: str
+    template: str | None = None
+    rate_limit: RateLimitSetting = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard limits of a destination, enforced once by the renderer (truncation with '…')."""
+
+    text: int = 40_000
+    caption: int | None = None
+    subject: int | None = None
+    header: int | None = None
+    section: int | None = None
+    blocks: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A notification rendered for one kind of channel.
+
+    ``text`` is in the channel's markup: Slack mrkdwn, Telegram HTML, plain text elsewhere.
+    """
+
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+    image_url: str | None = None
+    caption: str | None = None
+    body: str | None = None
+    """A pre-rendered request body (webhook channel's JSON body template)."""
+    run_id: str = ""
+    event_id: str = ""
+    route: str = ""
+    flag: str = ""
+    status: str = ""
+    agent_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a sent message lives, to edit it or reply under it later."""
+
+    channel_id: str
+    message_id: str
+
+
+class DeliveryError(Exception):
+    """A send failed. The text must never contain a token, password or secret URL."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RetryableError(DeliveryError):
+    """Try again later; ``retry_after`` (seconds) is the destination's own wish when it gave one.
+
+    ``rate_limited`` failures (429) do not consume ``delivery.max_attempts``.
+    """
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, rate_limited: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+class PermanentError(DeliveryError):
+    """Retrying cannot help (bad token, unknown chat, message refused)."""
+
+
+def parse_retry_after(value: str | float | int | None) -> float | None:
+    """Seconds from a ``Retry-After`` value (delta-seconds only; dates are treated as absent)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        return None
+    return min(seconds, 86_400.0)
+
+
+def classify_http_status(
+    status: int, *, retry_after: str | float | None = None, detail: str = ""
+) -> DeliveryError | None:
+    """The one place an HTTP status becomes a retry decision; None means success (2xx)."""
+    what = f"HTTP {status}" + (f": {detail}" if detail else "")
+    if 200 <= status < 300:
+        return None
+    if status == 429:
+        return RetryableError(
+            f"rate limited ({what})", retry_after=parse_retry_after(retry_after), rate_limited=True
+        )
+    if status >= 500 or status in (408, 425):
+        return RetryableError(what, retry_after=parse_retry_after(retry_after))
+    return PermanentError(what)
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """One configured destination."""
+
+    name: str
+    render_kind: ClassVar[str]
+    """Which renderer makes its messages: ``plain``, ``slack``, ``telegram``, ``email``, ``webhook``."""
+    limits: ClassVar[Limits]
+    default_rate_limit: ClassVar[RateLimit | None]
+
+    @property
+    def rate_key(self) -> str:
+        """Destinations sharing a rate limit share this key (e.g. token + chat)."""
+        ...
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        """Open clients; ``session`` is the relay's shared HTTP session."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, message: Message) -> MessageRef | None: ...

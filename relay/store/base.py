@@ -1,0 +1,159 @@
+"""The store contract, backend-neutral (SQLite embedded; Redis for several replicas).
+
+``accept`` is the durability point: the event, its dedup key and one delivery job per channel are
+written in ONE transaction and are durable when it returns. Jobs move
+pending -> inflight (leased) -> sent | pending (retry) | dead. Per (run_id, channel), only the
+oldest unfinished job may be claimed, so a run's messages reach a channel in acceptance order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "AcceptResult",
+    "ChannelStatus",
+    "Job",
+    "JobSpec",
+    "JobState",
+    "NewEvent",
+    "Store",
+    "StoreError",
+]
+
+JobState = str
+"""One of ``pending``, ``inflight``, ``sent``, ``dead``."""
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (unreachable, missing, corrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One delivery to create with an event: which channel, by which route, how."""
+
+    channel: str
+    route: str
+    template: str | None = None
+    mode: str = "post"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """What the receiver hands the store for one webhook."""
+
+    event_id: str
+    dedup_key: str | None
+    """None for events never deduplicated (TEST)."""
+    body: bytes
+    """The canonical JSON of the payload."""
+    flag: str
+    run_id: str
+    agent_id: str
+    status: str
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    event_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A delivery job as claimed (or listed), with its event's payload."""
+
+    id: str
+    event_id: str
+    run_id: str
+    channel: str
+    route: str
+    template: str | None
+    mode: str
+    state: JobState
+    attempts: int
+    created_at: float
+    """When the event was accepted."""
+    next_attempt_at: float
+    last_error: str | None
+    body: bytes
+    """The event's canonical JSON."""
+    run_started_at: float
+    """When the run's first event was accepted (for elapsed time)."""
+    age_from: float = -1.0
+    """When ``max_age`` starts counting: acceptance or the last replay (default: ``created_at``)."""
+
+    def __post_init__(self) -> None:
+        if self.age_from < 0:
+            object.__setattr__(self, "age_from", self.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    channel: str
+    state: JobState
+    count: int
+    oldest_created_at: float | None
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and create the schema if missing."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreError`` unless the store answers."""
+        ...
+
+    async def accept(self, event: NewEvent, jobs: Sequence[JobSpec]) -> AcceptResult:
+        """Store the event and its jobs atomically and durably, unless ``dedup_key`` is known
+        (then nothing is written and the original's ``event_id`` is returned, ``duplicate=True``)."""
+        ...
+
+    async def claim(self, *, now: float, lease: float, limit: int) -> list[Job]:
+        """Lease up to ``limit`` due jobs (pending, or inflight with an expired lease), each the
+        oldest unfinished job of its (run_id, channel)."""
+        ...
+
+    async def mark_sent(self, job_id: str, *, now: float) -> None: ...
+
+    async def mark_retry(
+        self, job_id: str, *, next_attempt_at: float, error: str, count_attempt: bool = True
+    ) -> None:
+        """Back to pending, due at ``next_attempt_at``; ``attempts`` grows if ``count_attempt``."""
+        ...
+
+    async def mark_dead(self, job_id: str, *, error: str, now: float) -> None: ...
+
+    async def release(self, job_id: str) -> None:
+        """Give a leased job back untouched (shutdown before it was sent)."""
+        ...
+
+    async def next_due_at(self) -> float | None:
+        """The earliest ``next_attempt_at`` among pending jobs (for the dispatcher's sleep)."""
+        ...
+
+    async def dead_letters(self, limit: int = 100) -> list[Job]: ...
+
+    async def replay(self, job_id: str | None, *, now: float) -> int:
+        """Dead job(s) back to pending with attempts and age reset; ``None`` = all. Returns how many."""
+        ...
+
+    async def status(self) -> list[ChannelStatus]: ...
+
+    async def prune(self, *, older_than: float) -> int:
+        """Delete sent jobs, and events (with their dedup keys) whose jobs are all sent, accepted
+        before ``older_than``. Dead letters stay until replayed. Returns events deleted."""
+        ...
+
+    async def get_ref(self, run_id: str, channel: str) -> tuple[str, str] | None:
+        """The (channel_id, message_id) of a run's card/thread root on a channel, if any."""
+        ...
+
+    async def put_ref(self, run_id: str, channel: str, channel_id: str, message_id: str) -> None: ...
