@@ -1,0 +1,193 @@
+"""Routes: which channels an event goes to, and how.
+
+Routes are walked in order; every matching route delivers, ``stop: true`` ends the walk, and a
+channel gets an event at most once (the first matching route wins). ``TEST`` events only reach
+routes whose ``match.flag`` names ``TEST``. Routes are indexed by one key they require, so the
+cost of matching stays nearly flat in the number of routes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from relay.config import MatchSpec, RelayConfig, RouteSettings, route_label
+from relay.events import Event
+
+__all__ = ["Delivery", "Matcher", "Route", "Router"]
+
+_INDEX_ORDER = ("agent", "youtube_channel", "status", "flag", "trigger")
+"""Most selective first: a route is indexed by the first of these it constrains."""
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A compiled ``match:`` / ``not:`` block; each key is a frozenset, None = any."""
+
+    flag: frozenset[str] | None = None
+    status: frozenset[str] | None = None
+    agent: frozenset[str] | None = None
+    trigger: frozenset[str] | None = None
+    youtube_channel: frozenset[str] | None = None
+
+    @classmethod
+    def compile(cls, spec: MatchSpec | None, agent_ids: Mapping[str, list[str]]) -> Matcher:
+        if spec is None:
+            return cls()
+
+        def values(items: tuple[str, ...] | None) -> frozenset[str] | None:
+            return None if items is None else frozenset(items)
+
+        agents = None
+        if spec.agent is not None:
+            resolved: set[str] = set()
+            for item in spec.agent:
+                resolved.update(agent_ids.get(item, [item]))
+            agents = frozenset(resolved)
+        return cls(
+            flag=values(spec.flag),
+            status=values(spec.status),
+            agent=agents,
+            trigger=values(spec.trigger),
+            youtube_channel=values(spec.youtube_channel),
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return all(getattr(self, key) is None for key in _INDEX_ORDER)
+
+    def matches(self, keys: Mapping[str, str | None]) -> bool:
+        """All constrained keys match (AND); within a key, any listed value (OR)."""
+        for key in _INDEX_ORDER:
+            allowed: frozenset[str] | None = getattr(self, key)
+            if allowed is not None and keys[key] not in allowed:
+                return False
+        return True
+
+    def matches_any_key(self, keys: Mapping[str, str | None]) -> bool:
+        """For ``not:``: excluded when all its keys match (an empty ``not`` excludes nothing)."""
+        return not self.is_empty and self.matches(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    index: int
+    name: str
+    match: Matcher
+    exclude: Matcher
+    channels: tuple[str, ...]
+    template: str | None
+    stop: bool
+    mode: str
+    thread: bool
+    broadcast_failures: bool
+    card_interval: float
+
+    @property
+    def accepts_test(self) -> bool:
+        return self.match.flag is not None and "TEST" in self.match.flag
+
+    def matches(self, keys: Mapping[str, str | None]) -> bool:
+        if keys["flag"] == "TEST" and not self.accepts_test:
+            return False
+        return self.match.matches(keys) and not self.exclude.matches_any_key(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One (route, channel) pair an event goes to, with the effective template."""
+
+    route: Route
+    channel: str
+    template: str | None
+
+
+def event_keys(event: Event) -> dict[str, str | None]:
+    trigger = event.trigger_type
+    youtube_channel = None
+    if event.triggered_by is not None and trigger == "youtube":
+        youtube_channel = event.triggered_by.channel_id
+    return {
+        "flag": event.flag,
+        "status": event.status,
+        "agent": event.agent_id,
+        "trigger": trigger,
+        "youtube_channel": youtube_channel,
+    }
+
+
+class Router:
+    def __init__(self, routes: Sequence[Route], channel_templates: Mapping[str, str | None]) -> None:
+        self.routes = tuple(routes)
+        self._channel_templates = dict(channel_templates)
+        self._always: list[int] = []
+        self._index: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for route in self.routes:
+            key = next((k for k in _INDEX_ORDER if getattr(route.match, k) is not None), None)
+            if key is None:
+                self._always.append(route.index)
+                continue
+            for value in getattr(route.match, key):
+                self._index[key][value].append(route.index)
+        # Frozen copies: lookups must not create entries.
+        self._frozen = {key: dict(table) for key, table in self._index.items()}
+
+    @classmethod
+    def from_config(cls, config: RelayConfig) -> Router:
+        agent_ids: dict[str, list[str]] = defaultdict(list)
+        for agent_id, display_name in config.agents.items():
+            agent_ids[display_name].append(agent_id)
+        routes = [
+            _compile_route(index, settings, agent_ids)
+            for index, settings in enumerate(config.routes)
+        ]
+        templates = {name: channel.template for name, channel in config.channels.items()}
+        return cls(routes, templates)
+
+    def candidates(self, keys: Mapping[str, str | None]) -> Iterable[int]:
+        lists = [self._always]
+        for key, table in self._frozen.items():
+            value = keys[key]
+            if value is not None and value in table:
+                lists.append(table[value])
+        if len(lists) == 1:
+            return lists[0]
+        return heapq.merge(*lists)
+
+    def match(self, event: Event) -> list[Delivery]:
+        keys = event_keys(event)
+        deliveries: list[Delivery] = []
+        taken: set[str] = set()
+        for index in self.candidates(keys):
+            route = self.routes[index]
+            if not route.matches(keys):
+                continue
+            for channel in route.channels:
+                if channel in taken:
+                    continue
+                taken.add(channel)
+                template = route.template or self._channel_templates.get(channel)
+                deliveries.append(Delivery(route, channel, template))
+            if route.stop:
+                break
+        return deliveries
+
+
+def _compile_route(
+    index: int, settings: RouteSettings, agent_ids: Mapping[str, list[str]]
+) -> Route:
+    return Route(
+        index=index,
+        name=route_label(settings, index),
+        match=Matcher.compile(settings.match, agent_ids),
+        exclude=Matcher.compile(settings.not_, agent_ids),
+        channels=tuple(dict.fromkeys(settings.to)),
+        template=settings.template,
+        stop=settings.stop,
+        mode=settings.mode,
+        thread=settings.thread,
+        broadcast_failures=settings.broadcast_failures,
+        card_interval=settings.card_interval,
+    )
