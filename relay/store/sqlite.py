@@ -1,0 +1,539 @@
+"""The embedded store: one SQLite file in WAL mode, written by one thread with group commit.
+
+Every write is a function the writer thread runs on its own connection. It takes every write
+queued so far, runs each inside a SAVEPOINT of one transaction and commits once: N concurrent
+accepts cost one fsync, and a failing write rolls back only its own savepoint. Reads use a second
+connection in a worker thread; the event loop never waits on SQLite.
+
+Per (run_id, channel) exactly the oldest unfinished job has ``head = 1``, and ``due_at`` says when
+a job may be claimed (``next_attempt_at`` when pending, the lease's end when inflight). A partial
+index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the backlog's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from relay.store.base import AcceptResult, ChannelStatus, Job, JobSpec, NewEvent, StoreError
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+MAX_BATCH = 1000
+PRUNE_CHUNK = 1000
+BUSY_TIMEOUT_S = 10.0
+_OPEN = "state IN ('pending', 'inflight')"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    dedup_key TEXT UNIQUE,
+    body BLOB NOT NULL,
+    flag TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    route TEXT NOT NULL,
+    template TEXT,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    age_from REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    due_at REAL,
+    head INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_at, id) WHERE head = 1;
+CREATE INDEX IF NOT EXISTS jobs_open ON jobs (run_id, channel, id) WHERE {_OPEN};
+CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_seq);
+CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (id) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS refs (
+    run_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    channel_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, channel)
+) WITHOUT ROWID
+"""
+
+_JOB_COLUMNS = """j.id, e.event_id, j.run_id, j.channel, j.route, j.template, j.mode, j.state,
+    j.attempts, j.created_at, j.next_attempt_at, j.last_error, e.body,
+    COALESCE(r.started_at, j.created_at), j.age_from"""
+_JOB_FROM = """jobs j JOIN events e ON e.seq = j.event_seq
+    LEFT JOIN runs r ON r.run_id = j.run_id"""
+CLAIM_SQL = f"""SELECT {_JOB_COLUMNS} FROM {_JOB_FROM}
+    WHERE j.head = 1 AND j.due_at <= ? ORDER BY j.due_at, j.id LIMIT ?"""
+"""Due heads, most overdue first (for jobs never retried that is acceptance order)."""
+
+
+class SQLiteStore:
+    """``Store`` on one SQLite file. ``create=False`` refuses a file that does not exist."""
+
+    def __init__(
+        self, path: Path, *, sync: Literal["full", "normal"] = "full", create: bool = True
+    ) -> None:
+        if sync not in ("full", "normal"):
+            raise StoreError(f"store sync must be 'full' or 'normal', not {sync!r}")
+        self.path = path
+        self.sync = sync
+        self.create = create
+        self._writer: _Writer | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed by the writer since ``open`` (one per batch)."""
+        return self._writer.commits if self._writer else 0
+
+    @property
+    def largest_batch(self) -> int:
+        """The most writes one commit has carried since ``open``."""
+        return self._writer.largest_batch if self._writer else 0
+
+    @property
+    def queued_writes(self) -> int:
+        """Writes waiting for the writer thread."""
+        return self._writer.queued if self._writer else 0
+
+    async def open(self) -> None:
+        if self._reader is not None:
+            return
+        writer_conn, self._reader = await asyncio.to_thread(self._connect)
+        self._writer = _Writer(writer_conn)
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._reader = None
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
+        if reader is not None:
+            await asyncio.to_thread(self._close_reader, reader)
+
+    async def ping(self) -> None:
+        if self._writer is None or not self._writer.alive:
+            raise StoreError("store is not open")
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def accept(self, event: NewEvent, jobs: Sequence[JobSpec]) -> AcceptResult:
+        specs = tuple(jobs)
+        return await self._write(lambda c: _accept(c, event, specs))
+
+    async def claim(self, *, now: float, lease: float, limit: int) -> list[Job]:
+        if limit <= 0:
+            return []
+        return await self._write(lambda c: _claim(c, now, now + lease, limit))
+
+    async def mark_sent(self, job_id: str, *, now: float) -> None:
+        await self._write(lambda c: _finish(c, job_id, "sent", now, None))
+
+    async def mark_retry(
+        self, job_id: str, *, next_attempt_at: float, error: str, count_attempt: bool = True
+    ) -> None:
+        sql = """UPDATE jobs SET state = 'pending', next_attempt_at = ?1, due_at = ?1,
+            last_error = ?2, attempts = attempts + ?3 WHERE id = ?4 AND state = 'inflight'"""
+        args = (next_attempt_at, error, int(count_attempt), _job_key(job_id))
+        await self._write(lambda c: _execute(c, sql, args))
+
+    async def mark_dead(self, job_id: str, *, error: str, now: float) -> None:
+        await self._write(lambda c: _finish(c, job_id, "dead", now, error))
+
+    async def release(self, job_id: str) -> None:
+        sql = """UPDATE jobs SET state = 'pending', due_at = next_attempt_at
+            WHERE id = ? AND state = 'inflight'"""
+        await self._write(lambda c: _execute(c, sql, (_job_key(job_id),)))
+
+    async def next_due_at(self) -> float | None:
+        """When ``claim`` may next find work: the earliest due head (pending: its
+        ``next_attempt_at``; inflight: its lease's end). Jobs queued behind a head do not count."""
+        sql = "SELECT min(due_at) FROM jobs WHERE head = 1"
+        return cast(float | None, await self._read(lambda c: c.execute(sql).fetchone()[0]))
+
+    async def dead_letters(self, limit: int = 100) -> list[Job]:
+        """Oldest first."""
+        sql = f"SELECT {_JOB_COLUMNS} FROM {_JOB_FROM} WHERE j.state = 'dead' ORDER BY j.id LIMIT ?"
+        rows = await self._read(lambda c: c.execute(sql, (limit,)).fetchall())
+        return [_job(row) for row in rows]
+
+    async def replay(self, job_id: str | None, *, now: float) -> int:
+        return await self._write(lambda c: _replay(c, job_id, now))
+
+    async def status(self) -> list[ChannelStatus]:
+        sql = """SELECT channel, state, count(*), min(created_at) FROM jobs
+            GROUP BY channel, state ORDER BY channel, state"""
+        rows = await self._read(lambda c: c.execute(sql).fetchall())
+        return [ChannelStatus(*row) for row in rows]
+
+    async def prune(self, *, older_than: float) -> int:
+        """Works in chunks, each its own write, so accepts are never held up for long."""
+        deleted, cursor = 0, (float("-inf"), -1)
+        while True:
+            count, last = await self._write(
+                partial(_prune_chunk, older_than=older_than, after=cursor)
+            )
+            deleted += count
+            if last is None:
+                break
+            cursor = last
+        await self._write(lambda c: _prune_runs(c, older_than))
+        return deleted
+
+    async def get_ref(self, run_id: str, channel: str) -> tuple[str, str] | None:
+        sql = "SELECT channel_id, message_id FROM refs WHERE run_id = ? AND channel = ?"
+        row = await self._read(lambda c: c.execute(sql, (run_id, channel)).fetchone())
+        return None if row is None else (row[0], row[1])
+
+    async def put_ref(self, run_id: str, channel: str, channel_id: str, message_id: str) -> None:
+        sql = """INSERT INTO refs (run_id, channel, channel_id, message_id) VALUES (?, ?, ?, ?)
+            ON CONFLICT (run_id, channel) DO UPDATE
+            SET channel_id = excluded.channel_id, message_id = excluded.message_id"""
+        args = (run_id, channel, channel_id, message_id)
+        await self._write(lambda c: _execute(c, sql, args))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None or self._reader is None:
+            raise StoreError("store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._writer.submit(_Op(fn, loop, future))
+        return cast(T, await future)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        reader = self._reader
+        if reader is None:
+            raise StoreError("store is not open")
+
+        def run() -> T:
+            with self._read_lock:
+                try:
+                    return fn(reader)
+                except sqlite3.Error as exc:
+                    raise StoreError(f"store read failed: {exc}") from None
+
+        return await asyncio.to_thread(run)
+
+    def _close_reader(self, reader: sqlite3.Connection) -> None:
+        with self._read_lock:
+            reader.close()
+
+    def _connect(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        if not self.create and not self.path.is_file():
+            raise StoreError(f"store {self.path} does not exist")
+        writer: sqlite3.Connection | None = None
+        try:
+            writer = self._connection()
+            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"store {self.path} cannot use WAL mode (got {mode})")
+            writer.execute(f"PRAGMA synchronous = {self.sync.upper()}")
+            _create_schema(writer, self.path)
+            return writer, self._connection()
+        except sqlite3.Error as exc:
+            if writer is not None:
+                writer.close()
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        except StoreError:
+            if writer is not None:
+                writer.close()
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        target, uri = str(self.path), False
+        if not self.create:
+            target, uri = self.path.resolve().as_uri() + "?mode=rw", True
+        conn = sqlite3.connect(
+            target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        return conn
+
+
+def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {path} has schema version {version}; this relay knows up to "
+                f"{SCHEMA_VERSION} (upgrade the relay)"
+            )
+        for statement in _SCHEMA.split(";"):
+            conn.execute(statement)
+        if version is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _execute(c: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
+    c.execute(sql, args)
+
+
+def _job_key(job_id: str) -> int:
+    """A job id as the table's key; an id that is not ours matches nothing."""
+    try:
+        return int(job_id)
+    except ValueError:
+        return -1
+
+
+def _job(row: Sequence[Any], state: str | None = None) -> Job:
+    return Job(
+        str(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], state or row[7], row[8],
+        row[9], row[10], row[11], bytes(row[12]), row[13], row[14],
+    )  # fmt: skip
+
+
+def _oldest_open(c: sqlite3.Connection, run_id: str, channel: str) -> int | None:
+    sql = f"SELECT min(id) FROM jobs WHERE run_id = ? AND channel = ? AND {_OPEN}"
+    return cast(int | None, c.execute(sql, (run_id, channel)).fetchone()[0])
+
+
+def _accept(c: sqlite3.Connection, event: NewEvent, specs: Sequence[JobSpec]) -> AcceptResult:
+    if event.dedup_key is not None:
+        sql = "SELECT event_id FROM events WHERE dedup_key = ?"
+        row = c.execute(sql, (event.dedup_key,)).fetchone()
+        if row is not None:
+            return AcceptResult(row[0], duplicate=True)
+    seq = c.execute(
+        """INSERT INTO events (event_id, dedup_key, body, flag, run_id, agent_id, status,
+            received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        (event.event_id, event.dedup_key, bytes(event.body), event.flag, event.run_id,
+         event.agent_id, event.status, event.received_at),
+    ).lastrowid  # fmt: skip
+    c.execute(
+        "INSERT OR IGNORE INTO runs (run_id, started_at) VALUES (?, ?)",
+        (event.run_id, event.received_at),
+    )
+    at = event.received_at
+    for spec in specs:
+        head = _oldest_open(c, event.run_id, spec.channel) is None
+        c.execute(
+            """INSERT INTO jobs (event_seq, run_id, channel, route, template, mode, state,
+                created_at, age_from, next_attempt_at, due_at, head)
+                VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)""",
+            (seq, event.run_id, spec.channel, spec.route, spec.template, spec.mode,
+             at, at, at, at, int(head)),
+        )  # fmt: skip
+    return AcceptResult(event.event_id, duplicate=False)
+
+
+def _claim(c: sqlite3.Connection, now: float, lease_until: float, limit: int) -> list[Job]:
+    rows = c.execute(CLAIM_SQL, (now, limit)).fetchall()
+    c.executemany(
+        "UPDATE jobs SET state = 'inflight', due_at = ? WHERE id = ?",
+        [(lease_until, row[0]) for row in rows],
+    )
+    return [_job(row, "inflight") for row in rows]
+
+
+def _finish(c: sqlite3.Connection, job_id: str, state: str, now: float, error: str | None) -> None:
+    """Sent (from pending or inflight: it did reach the channel) or dead (from inflight)."""
+    allowed = _OPEN if state == "sent" else "state = 'inflight'"
+    key = _job_key(job_id)
+    row = c.execute(f"SELECT run_id, channel, head FROM jobs WHERE id = ? AND {allowed}", (key,))
+    found = row.fetchone()
+    if found is None:
+        return
+    c.execute(
+        """UPDATE jobs SET state = ?, head = 0, due_at = NULL, finished_at = ?,
+            last_error = COALESCE(?, last_error) WHERE id = ?""",
+        (state, now, error, key),
+    )
+    if found[2]:
+        c.execute("UPDATE jobs SET head = 1 WHERE id = ?", (_oldest_open(c, found[0], found[1]),))
+
+
+def _replay(c: sqlite3.Connection, job_id: str | None, now: float) -> int:
+    if job_id is None:
+        rows = c.execute("SELECT id, run_id, channel FROM jobs WHERE state = 'dead'").fetchall()
+    else:
+        sql = "SELECT id, run_id, channel FROM jobs WHERE id = ? AND state = 'dead'"
+        rows = c.execute(sql, (_job_key(job_id),)).fetchall()
+    c.executemany(
+        """UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?1, due_at = ?1,
+            age_from = ?1, finished_at = NULL WHERE id = ?2""",
+        [(now, row[0]) for row in rows],
+    )
+    for run_id, channel in {(row[1], row[2]) for row in rows}:
+        head = _oldest_open(c, run_id, channel)
+        c.execute(
+            f"""UPDATE jobs SET head = 0
+                WHERE run_id = ? AND channel = ? AND {_OPEN} AND head = 1 AND id != ?""",
+            (run_id, channel, head),
+        )
+        c.execute("UPDATE jobs SET head = 1 WHERE id = ?", (head,))
+    return len(rows)
+
+
+def _prune_chunk(
+    c: sqlite3.Connection, older_than: float, after: tuple[float, int]
+) -> tuple[int, tuple[float, int] | None]:
+    """Prune up to ``PRUNE_CHUNK`` events accepted before ``older_than``, in acceptance order
+    after ``after``; returns how many were deleted and where to continue (None = done)."""
+    rows = c.execute(
+        """SELECT seq, received_at FROM events WHERE (received_at, seq) > (?, ?)
+            AND received_at < ? ORDER BY received_at, seq LIMIT ?""",
+        (after[0], after[1], older_than, PRUNE_CHUNK),
+    ).fetchall()
+    seqs = [(row[0],) for row in rows]
+    c.executemany("DELETE FROM jobs WHERE event_seq = ? AND state = 'sent'", seqs)
+    deleted = c.executemany(
+        """DELETE FROM events WHERE seq = ?1
+            AND NOT EXISTS (SELECT 1 FROM jobs WHERE event_seq = ?1)""",
+        seqs,
+    ).rowcount
+    last = (rows[-1][1], rows[-1][0]) if len(rows) == PRUNE_CHUNK else None
+    return max(deleted, 0), last
+
+
+def _prune_runs(c: sqlite3.Connection, older_than: float) -> None:
+    c.execute(
+        """DELETE FROM runs WHERE started_at < ?
+            AND NOT EXISTS (SELECT 1 FROM events WHERE events.run_id = runs.run_id)""",
+        (older_than,),
+    )
+    c.execute(
+        "DELETE FROM refs WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = refs.run_id)"
+    )
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+    def settle(self, result: Any, error: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody waits
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Writer:
+    """The thread that owns the write connection and commits queued writes in batches."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.commits = 0
+        self.largest_batch = 0
+        self._thread = threading.Thread(target=self._run, name="relay-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, op: _Op) -> None:
+        with self._lock:
+            if not self.alive:
+                raise StoreError("store is closed")
+            self._queue.put(op)
+
+    def stop(self) -> None:
+        """Run every write already queued, then close the connection."""
+        with self._lock:
+            if not self._stopping:
+                self._stopping = True
+                self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            running = True
+            while running:
+                batch = [self._queue.get()]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                ops = [op for op in batch if op is not None]
+                running = len(ops) == len(batch)
+                if ops:
+                    self._commit(ops)
+        finally:
+            self._stopping = True
+            self._conn.close()
+            while not self._queue.empty():
+                op = self._queue.get_nowait()
+                if op is not None:
+                    op.settle(None, StoreError("store is closed"))
+
+    def _commit(self, ops: list[_Op]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = [self._apply(op) for op in ops]
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for op in ops:
+                op.settle(None, StoreError(f"store write failed: {exc}"))
+            return
+        self.commits += 1
+        self.largest_batch = max(self.largest_batch, len(ops))
+        for op, (result, error) in zip(ops, outcomes, strict=True):
+            op.settle(result, error)
+
+    def _apply(self, op: _Op) -> tuple[Any, BaseException | None]:
+        """Run one write in its own savepoint; its failure undoes only its own changes."""
+        conn = self._conn
+        conn.execute("SAVEPOINT op")
+        try:
+            result = op.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            if isinstance(exc, sqlite3.Error):
+                return None, StoreError(f"store write failed: {exc}")
+            return None, exc
+        conn.execute("RELEASE op")
+        return result, None
