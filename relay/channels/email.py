@@ -1,0 +1,208 @@
+"""Email channel: one multipart/alternative mail (text + optional HTML) per message, over SMTP.
+
+Mails of one run thread together in mail clients: each carries ``In-Reply-To``/``References``
+pointing at an id derived from the run id (a parent that is never sent itself). Every header value
+built from event text has CR/LF removed, so event text cannot add headers.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import re
+from email.message import EmailMessage
+from pathlib import Path
+from typing import ClassVar, Literal, Self
+
+import aiohttp
+import aiosmtplib
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from relay.channels.base import (
+    ChannelSettings,
+    DeliveryError,
+    Limits,
+    Message,
+    MessageRef,
+    PermanentError,
+    RetryableError,
+)
+from relay.channels.errors import scrub
+from relay.confmodel import Duration, RateLimit, Security
+
+__all__ = ["EmailChannel", "EmailSettings", "build_mail", "classify_smtp_error"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUBJECT = "Mosaic run update"
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+
+
+def one_line(value: str) -> str:
+    """A header-safe value: line breaks become single spaces."""
+    return _LINE_BREAKS.sub(" ", value).strip()
+
+
+def _address_domain(value: str) -> str:
+    _, address = email.utils.parseaddr(value)
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or "." not in domain:
+        raise ValueError(f"not an email address: {value!r}")
+    return domain.lower()
+
+
+class EmailSettings(ChannelSettings):
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal["email"]
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Security = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    cc: list[str] = Field(default_factory=list)
+    subject: str | None = None
+    """A Jinja template for the subject; the renderer uses it, the channel sends message.subject."""
+    timeout: Duration = 30.0
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value.strip() or any(ch.isspace() for ch in value.strip()):
+            raise ValueError("must be a host name or address")
+        return value.strip()
+
+    @field_validator("from_", "to", "cc")
+    @classmethod
+    def _addresses(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            if one_line(item) != item.strip():
+                raise ValueError("an address cannot contain line breaks")
+            _address_domain(item)
+        return value
+
+    @model_validator(mode="after")
+    def _login(self) -> Self:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set both 'username' and 'password', or neither")
+        return self
+
+    @property
+    def domain(self) -> str:
+        return _address_domain(self.from_)
+
+
+def thread_id(run_id: str, domain: str) -> str:
+    """The stable Message-ID all mails of one run refer to."""
+    digest = hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:24]
+    return f"<run-{digest}@{domain}>"
+
+
+def build_mail(
+    settings: EmailSettings, message: Message, *, in_reply_to: str | None = None
+) -> EmailMessage:
+    """The mail for ``message``; ``in_reply_to`` is a previous mail's Message-ID."""
+    domain = settings.domain
+    mail = EmailMessage()
+    mail["Subject"] = one_line(message.subject or DEFAULT_SUBJECT) or DEFAULT_SUBJECT
+    mail["From"] = one_line(settings.from_)
+    mail["To"] = ", ".join(one_line(a) for a in settings.to)
+    if settings.cc:
+        mail["Cc"] = ", ".join(one_line(a) for a in settings.cc)
+    mail["Date"] = email.utils.formatdate(localtime=True)
+    mail["Message-ID"] = email.utils.make_msgid(idstring="relay", domain=domain)
+    mail["Auto-Submitted"] = "auto-generated"
+    mail["X-Auto-Response-Suppress"] = "All"
+    references = [thread_id(message.run_id, domain)] if message.run_id else []
+    if in_reply_to:
+        references.append(one_line(in_reply_to))
+    if references:
+        mail["In-Reply-To"] = references[-1]
+        mail["References"] = " ".join(references)
+    mail.set_content(message.text)
+    if message.html:
+        mail.add_alternative(message.html, subtype="html")
+    return mail
+
+
+def classify_smtp_error(exc: BaseException, secrets: list[str | None]) -> DeliveryError | None:
+    """The SMTP retry decision, or None when ``exc`` is not a delivery failure."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = ", ".join(f"{r.recipient}: {r.code}" for r in exc.recipients)
+        reason = f"SMTP server refused every recipient ({codes})"
+        if any(400 <= r.code < 500 for r in exc.recipients):  # greylisting, full mailbox
+            return RetryableError(reason)
+        return PermanentError(reason)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        reason = f"SMTP login refused ({exc.code}): {scrub(exc.message, secrets)}"
+        return RetryableError(reason) if 400 <= exc.code < 500 else PermanentError(reason)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        reason = f"SMTP server answered {exc.code}: {scrub(exc.message, secrets)}"
+        return RetryableError(reason) if 400 <= exc.code < 500 else PermanentError(reason)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return RetryableError("timed out talking to the SMTP server")
+    if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected | OSError):
+        return RetryableError(f"cannot reach the SMTP server ({type(exc).__name__})")
+    if isinstance(exc, aiosmtplib.SMTPException):
+        return PermanentError(f"SMTP failure: {scrub(exc.message, secrets)}")
+    return None
+
+
+class EmailChannel:
+    render_kind: ClassVar[str] = "email"
+    limits: ClassVar[Limits] = Limits(text=100_000, subject=200)
+    default_rate_limit: ClassVar[RateLimit | None] = None
+
+    def __init__(self, name: str, settings: EmailSettings, base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self._password = settings.password.get_secret_value() if settings.password else None
+
+    def __repr__(self) -> str:
+        settings = self.settings
+        return f"EmailChannel(name={self.name!r}, host={settings.host!r}, to={settings.to!r})"
+
+    @property
+    def rate_key(self) -> str:
+        return f"email:{self.settings.host}:{self.settings.port}:{self.settings.username or ''}"
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, message: Message) -> MessageRef | None:
+        return await self._deliver(build_mail(self.settings, message))
+
+    async def reply(
+        self, ref: MessageRef, message: Message, *, broadcast: bool = False
+    ) -> MessageRef | None:
+        """A mail answering the one ``ref`` names (``In-Reply-To`` its Message-ID)."""
+        return await self._deliver(build_mail(self.settings, message, in_reply_to=ref.message_id))
+
+    async def _deliver(self, mail: EmailMessage) -> MessageRef:
+        settings = self.settings
+        try:
+            errors, _ = await aiosmtplib.send(
+                mail,
+                hostname=settings.host,
+                port=settings.port,
+                username=settings.username,
+                password=self._password,
+                use_tls=settings.security == "tls",
+                start_tls=settings.security == "starttls",
+                timeout=settings.timeout,
+            )
+        except Exception as exc:
+            decided = classify_smtp_error(exc, [self._password])
+            if decided is None:
+                raise
+            raise decided from None
+        if errors:
+            refused = ", ".join(f"{rcpt}: {resp.code}" for rcpt, resp in errors.items())
+            log.warning("channel %s: some recipients were refused (%s)", self.name, refused)
+        return MessageRef(channel_id=", ".join(settings.to), message_id=str(mail["Message-ID"]))

@@ -1,0 +1,291 @@
+"""Slack channel: Web API (``chat.postMessage``, ``chat.update``, threads) or an incoming webhook.
+
+The message arrives as escaped mrkdwn plus optional Block Kit blocks; the plain ``text`` is always
+sent too (notification fallback). ``parse="full"`` and ``link_names`` are never used, so event text
+cannot ping ``@channel``. Retries are the dispatcher's (durable): the SDK's own are switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self, TypeVar
+
+import aiohttp
+from pydantic import SecretStr, field_validator, model_validator
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from relay.channels.base import (
+    ChannelSettings,
+    DeliveryError,
+    Limits,
+    Message,
+    MessageRef,
+    PermanentError,
+    RetryableError,
+    classify_http_status,
+    parse_retry_after,
+)
+from relay.channels.errors import SDK_LOGGER, fingerprint, hide_in_logs, network_error, scrub
+from relay.confmodel import Duration, RateLimit
+
+__all__ = ["SlackChannel", "SlackSettings", "classify_slack_failure"]
+
+_T = TypeVar("_T")
+
+_RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
+_RETRYABLE = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+_PERMANENT = frozenset(
+    {
+        "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+        "missing_scope", "channel_not_found", "not_in_channel", "is_archived", "msg_too_long",
+        "invalid_blocks", "no_text", "restricted_action", "message_not_found",
+        "cant_update_message", "edit_window_closed", "invalid_token", "no_service", "no_team",
+        "team_disabled", "channel_is_archived", "action_prohibited", "invalid_payload",
+        "posting_to_general_channel_denied", "too_many_attachments",
+    }
+)  # fmt: skip
+_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+
+
+class SlackSettings(ChannelSettings):
+    """``token`` + ``channel`` (Web API) or ``webhook_url`` (incoming webhook, post only)."""
+
+    type: Literal["slack"]
+    token: SecretStr | None = None
+    channel: str | None = None
+    webhook_url: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    timeout: Duration = 30.0
+
+    @field_validator("token", "webhook_url")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _is_http_url(value.get_secret_value()):
+            raise ValueError("must be an http(s) URL (e.g. https://hooks.slack.com/services/...)")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not _is_http_url(value):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> Self:
+        if (self.token is None) == (self.webhook_url is None):
+            raise ValueError(
+                "set exactly one of 'token' (Web API: posts, edits, threads) "
+                "or 'webhook_url' (incoming webhook: posts only)"
+            )
+        if self.token is not None and not self.channel:
+            raise ValueError("'channel' is required with 'token' (e.g. '#video-alerts' or C0123)")
+        if self.webhook_url is not None and self.channel:
+            raise ValueError("'channel' cannot be used with 'webhook_url' (Slack fixes it)")
+        return self
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urllib.parse.urlsplit(value.strip())
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def classify_slack_failure(status: int, code: str, retry_after: str | None) -> DeliveryError:
+    """The Slack retry decision from an HTTP status and Slack's ``error`` code ('' if none).
+
+    An ``ok: false`` answer with an unknown code is permanent, with the code in the reason.
+    """
+    code = code if _CODE.match(code) else ""
+    label = f"Slack error '{code}'" if code else "Slack error"
+    if code in _RATE_LIMITED or status == 429:
+        return RetryableError(
+            f"{label}: rate limited (HTTP {status})",
+            retry_after=parse_retry_after(retry_after),
+            rate_limited=True,
+        )
+    if code in _RETRYABLE:
+        return RetryableError(
+            f"{label} (HTTP {status})", retry_after=parse_retry_after(retry_after)
+        )
+    if code in _PERMANENT:
+        return PermanentError(f"{label} (HTTP {status})")
+    decided = classify_http_status(status, retry_after=retry_after, detail=label)
+    return decided or PermanentError(f"{label} (HTTP {status})")
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _without_env_proxy(client: AsyncWebClient | AsyncWebhookClient, url: str) -> None:
+    """slack-sdk applies HTTP(S)_PROXY but ignores NO_PROXY; honour NO_PROXY too."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if client.proxy and urllib.request.proxy_bypass(host):
+        client.proxy = None
+
+
+class SlackChannel:
+    render_kind: ClassVar[str] = "slack"
+    limits: ClassVar[Limits] = Limits(text=40_000, section=3000, header=150, blocks=50)
+    default_rate_limit: ClassVar[RateLimit | None] = RateLimit(per_second=1.0, burst=3)
+
+    def __init__(self, name: str, settings: SlackSettings, base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self._token = settings.token.get_secret_value().strip() if settings.token else None
+        self._hook_url = settings.webhook_url.get_secret_value() if settings.webhook_url else None
+        self._secrets = (self._token, self._hook_url, _path_of(self._hook_url))
+        hide_in_logs(*self._secrets)
+        self._web: AsyncWebClient | None = None
+        self._hook: AsyncWebhookClient | None = None
+
+    def __repr__(self) -> str:
+        mode = "token" if self._token else "webhook"
+        return f"SlackChannel(name={self.name!r}, mode={mode!r}, channel={self.settings.channel!r})"
+
+    @property
+    def rate_key(self) -> str:
+        if self._token:
+            return f"slack:{fingerprint(self._token)}:{self.settings.channel}"
+        return f"slack-webhook:{fingerprint(self._hook_url or '')}"
+
+    @property
+    def can_edit(self) -> bool:
+        """Edits and threads need the Web API (token mode)."""
+        return self._token is not None
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        logger = logging.getLogger(SDK_LOGGER)
+        if self._token:
+            self._web = AsyncWebClient(
+                token=self._token,
+                base_url=self.settings.api_url,
+                session=session,
+                logger=logger,
+                retry_handlers=[],
+            )
+            _without_env_proxy(self._web, self.settings.api_url)
+        elif self._hook_url:
+            self._hook = AsyncWebhookClient(
+                self._hook_url, session=session, logger=logger, retry_handlers=[]
+            )
+            _without_env_proxy(self._hook, self._hook_url)
+
+    async def close(self) -> None:
+        self._web = self._hook = None
+
+    async def send(self, message: Message) -> MessageRef | None:
+        if self._token:
+            assert self.settings.channel is not None
+            return await self._post(message, channel=self.settings.channel)
+        await self._post_webhook(message)
+        return None
+
+    async def edit(self, ref: MessageRef, message: Message) -> None:
+        """Replace a posted message (``chat.update``); token mode only."""
+        web = self._web_client("edit messages")
+        await self._call(
+            web.chat_update(
+                channel=ref.channel_id, ts=ref.message_id, text=message.text, blocks=message.blocks
+            )
+        )
+
+    async def reply(
+        self, ref: MessageRef, message: Message, *, broadcast: bool = False
+    ) -> MessageRef | None:
+        """Post in the thread under ``ref``; ``broadcast`` also shows it in the channel.
+
+        An incoming webhook has no threads: the reply is posted as a plain message.
+        """
+        if not self._token:
+            await self._post_webhook(message)
+            return None
+        return await self._post(
+            message, channel=ref.channel_id, thread_ts=ref.message_id, reply_broadcast=broadcast
+        )
+
+    async def _post(self, message: Message, *, channel: str, **extra: Any) -> MessageRef:
+        web = self._web_client("post")
+        answer = await self._call(
+            web.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                **extra,
+            )
+        )
+        ts = answer.get("ts")
+        if not ts:
+            raise PermanentError("Slack accepted the message but answered without its 'ts'")
+        return MessageRef(channel_id=str(answer.get("channel") or channel), message_id=str(ts))
+
+    async def _post_webhook(self, message: Message) -> None:
+        if self._hook is None:
+            raise RuntimeError(f"channel {self.name!r} is not started")
+        response = await self._call(
+            self._hook.send(text=message.text, blocks=message.blocks, unfurl_links=False)
+        )
+        if response.status_code == 200 and response.body == "ok":
+            return
+        raise classify_slack_failure(
+            response.status_code,
+            (response.body or "").strip(),
+            _header(response.headers, "Retry-After"),
+        )
+
+    def _web_client(self, action: str) -> AsyncWebClient:
+        if not self._token:
+            raise PermanentError(f"a Slack incoming webhook cannot {action}: configure a token")
+        if self._web is None:
+            raise RuntimeError(f"channel {self.name!r} is not started")
+        return self._web
+
+    async def _call(self, call: Awaitable[_T]) -> _T:
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                return await call
+        except SlackApiError as exc:
+            data = getattr(exc.response, "data", None)
+            code = data.get("error") if isinstance(data, dict) else None
+            raise classify_slack_failure(
+                int(getattr(exc.response, "status_code", 0) or 0),
+                str(code or ""),
+                _header(getattr(exc.response, "headers", None), "Retry-After"),
+            ) from None
+        except Exception as exc:
+            retryable = network_error(exc, "Slack")
+            if retryable is not None:
+                raise retryable from None
+            if isinstance(exc, SlackClientError):
+                reason = scrub(f"Slack client error ({type(exc).__name__}): {exc}", self._secrets)
+                raise PermanentError(reason) from None
+            raise
+
+
+def _path_of(url: str | None) -> str | None:
+    """The secret part of an incoming-webhook URL (its path), masked on its own too."""
+    if not url:
+        return None
+    path = urllib.parse.urlsplit(url).path
+    return path if len(path.strip("/")) >= 8 else None

@@ -1,0 +1,284 @@
+"""Telegram channel: Bot API ``sendMessage`` / ``sendPhoto`` in HTML parse mode, edits, replies.
+
+The Bot is built in ``start()`` without any request: the token is checked by the first send
+(no ``getMe``), so a relay starts while Telegram is unreachable or the token is wrong, and the
+failure lands on the deliveries, where it is visible and retried or dead-lettered.
+
+python-telegram-bot puts the token in every URL (and in some exception texts): reasons are
+scrubbed, and ``hide_in_logs`` masks it in the library logs.
+
+A photo's ref id carries a ``:photo`` suffix so an edit knows to use ``editMessageCaption``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import urllib.parse
+import warnings
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import ClassVar, Literal, TypeVar
+
+import aiohttp
+from pydantic import SecretStr, field_validator
+from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+
+from relay.channels.base import (
+    ChannelSettings,
+    DeliveryError,
+    Limits,
+    Message,
+    MessageRef,
+    PermanentError,
+    RetryableError,
+    parse_retry_after,
+)
+from relay.channels.errors import fingerprint, hide_in_logs, scrub
+from relay.confmodel import Duration, RateLimit
+
+__all__ = ["TelegramChannel", "TelegramSettings", "classify_telegram_error"]
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
+_PHOTO = ":photo"
+_PHOTO_REFUSALS = ("photo", "image", "web page content", "http url", "file identifier")
+_NOT_MODIFIED = "message is not modified"
+
+
+class TelegramSettings(ChannelSettings):
+    type: Literal["telegram"]
+    token: SecretStr
+    chat_id: int | str
+    message_thread_id: int | None = None
+    disable_notification: bool = False
+    api_url: str = "https://api.telegram.org"
+    timeout: Duration = 30.0
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        if not token:
+            raise ValueError("is empty")
+        if any(ch in token for ch in "/?#% \t"):
+            raise ValueError("is not a bot token (expected something like 123456:ABC-DEF...)")
+        return SecretStr(token)
+
+    @field_validator("chat_id")
+    @classmethod
+    def _chat_id(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty")
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return value.strip().rstrip("/")
+
+
+def _retry_after_seconds(exc: RetryAfter) -> float | None:
+    with warnings.catch_warnings():  # an int attribute is deprecated unless PTB_TIMEDELTA=1
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    if isinstance(value, dt.timedelta):
+        return parse_retry_after(value.total_seconds())
+    return parse_retry_after(value)
+
+
+def classify_telegram_error(exc: TelegramError, token: str) -> DeliveryError:
+    """The Telegram retry decision; the token never reaches the reason."""
+    text = scrub(str(exc.message), [token])
+    if isinstance(exc, RetryAfter):
+        return RetryableError(
+            f"Telegram flood control: {text}",
+            retry_after=_retry_after_seconds(exc),
+            rate_limited=True,
+        )
+    if isinstance(exc, InvalidToken):
+        return PermanentError("Telegram rejected the bot token (or the API URL is wrong)")
+    if isinstance(exc, Forbidden):
+        return PermanentError(f"Telegram refused: {text}")
+    if isinstance(exc, BadRequest):
+        return PermanentError(f"Telegram bad request: {text}")
+    if isinstance(exc, ChatMigrated):
+        return PermanentError(
+            f"the group became a supergroup: set chat_id to {exc.new_chat_id} in the config"
+        )
+    if isinstance(exc, Conflict):
+        return PermanentError(f"Telegram conflict: {text}")
+    if isinstance(exc, TimedOut):
+        return RetryableError("timed out talking to Telegram")
+    if isinstance(exc, NetworkError):
+        return RetryableError(f"Telegram unreachable or failing: {text}")
+    return RetryableError(f"Telegram error ({type(exc).__name__}): {text}")
+
+
+def _split_ref(ref: MessageRef) -> tuple[int, bool]:
+    raw, photo = (
+        (ref.message_id[: -len(_PHOTO)], True)
+        if ref.message_id.endswith(_PHOTO)
+        else (ref.message_id, False)
+    )
+    try:
+        return int(raw), photo
+    except ValueError:
+        raise PermanentError(f"not a Telegram message ref: {ref.message_id!r}") from None
+
+
+class TelegramChannel:
+    render_kind: ClassVar[str] = "telegram"
+    limits: ClassVar[Limits] = Limits(text=4096, caption=1024)
+    default_rate_limit: ClassVar[RateLimit | None] = RateLimit(per_second=1.0, burst=3)
+
+    def __init__(self, name: str, settings: TelegramSettings, base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self._token = settings.token.get_secret_value()
+        hide_in_logs(self._token)
+        self._bot: Bot | None = None
+        self._request: HTTPXRequest | None = None
+
+    def __repr__(self) -> str:
+        return f"TelegramChannel(name={self.name!r}, chat_id={self.settings.chat_id!r})"
+
+    @property
+    def rate_key(self) -> str:
+        return f"telegram:{fingerprint(self._token)}:{self.settings.chat_id}"
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        """Build the Bot (it uses httpx, not the shared aiohttp session); no network call."""
+        await self.close()
+        timeout = self.settings.timeout
+        self._request = HTTPXRequest(
+            connection_pool_size=16,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            connect_timeout=timeout,
+            pool_timeout=timeout,
+        )
+        await self._request.initialize()
+        self._bot = Bot(
+            self._token,
+            base_url=f"{self.settings.api_url}/bot",
+            base_file_url=f"{self.settings.api_url}/file/bot",
+            request=self._request,
+            get_updates_request=self._request,
+        )
+
+    async def close(self) -> None:
+        if self._request is not None:
+            await self._request.shutdown()
+        self._bot = self._request = None
+
+    async def send(self, message: Message) -> MessageRef | None:
+        return await self._send(message, reply_to=None)
+
+    async def reply(
+        self, ref: MessageRef, message: Message, *, broadcast: bool = False
+    ) -> MessageRef | None:
+        """Answer ``ref`` (a quoted reply; Telegram has no threads to broadcast from)."""
+        message_id, _ = _split_ref(ref)
+        return await self._send(message, reply_to=message_id)
+
+    async def edit(self, ref: MessageRef, message: Message) -> None:
+        """Replace a sent message's text (or a photo's caption); "not modified" is success."""
+        bot = self._started()
+        message_id, photo = _split_ref(ref)
+        try:
+            if photo:
+                await self._call(
+                    bot.edit_message_caption(
+                        chat_id=ref.channel_id,
+                        message_id=message_id,
+                        caption=message.caption or message.text,
+                        parse_mode="HTML",
+                    )
+                )
+            else:
+                await self._call(
+                    bot.edit_message_text(
+                        message.text,
+                        chat_id=ref.channel_id,
+                        message_id=message_id,
+                        parse_mode="HTML",
+                        link_preview_options=LinkPreviewOptions(is_disabled=True),
+                    )
+                )
+        except PermanentError as exc:
+            if _NOT_MODIFIED not in exc.reason.lower():
+                raise
+
+    async def _send(self, message: Message, *, reply_to: int | None) -> MessageRef:
+        bot = self._started()
+        settings = self.settings
+        replying = (
+            ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+            if reply_to is not None
+            else None
+        )
+        if message.image_url:
+            try:
+                photo = await self._call(
+                    bot.send_photo(
+                        chat_id=settings.chat_id,
+                        photo=message.image_url,
+                        caption=message.caption or message.text,
+                        parse_mode="HTML",
+                        message_thread_id=settings.message_thread_id,
+                        disable_notification=settings.disable_notification,
+                        reply_parameters=replying,
+                    )
+                )
+                return MessageRef(str(photo.chat_id), f"{photo.message_id}{_PHOTO}")
+            except PermanentError as exc:
+                if not _photo_refused(exc.reason):
+                    raise
+                log.warning("channel %s: photo refused, sending text instead (%s)", self.name, exc)
+        sent = await self._call(
+            bot.send_message(
+                chat_id=settings.chat_id,
+                text=message.text,
+                parse_mode="HTML",
+                message_thread_id=settings.message_thread_id,
+                disable_notification=settings.disable_notification,
+                reply_parameters=replying,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        return MessageRef(str(sent.chat_id), str(sent.message_id))
+
+    def _started(self) -> Bot:
+        if self._bot is None:
+            raise RuntimeError(f"channel {self.name!r} is not started")
+        return self._bot
+
+    async def _call(self, call: Awaitable[_T]) -> _T:
+        try:
+            return await call
+        except TelegramError as exc:
+            raise classify_telegram_error(exc, self._token) from None
+
+
+def _photo_refused(reason: str) -> bool:
+    """Telegram could not use the image (bad URL, unreachable, not an image, bad size)."""
+    lowered = reason.lower()
+    return lowered.startswith("telegram bad request") and any(
+        word in lowered for word in _PHOTO_REFUSALS
+    )
