@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BeforeValidator,
@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from relay.channels import REGISTRY
+from relay.channels import REGISTRY, ChannelSettings
 from relay.confmodel import Duration, StrictModel
 from relay.render.settings import TemplateSettings
 from relay.yamlsource import Located, YamlSourceError, interpolate, load_yaml
@@ -135,10 +135,14 @@ class RouteSettings(StrictModel):
     card_interval: Duration = 1.0
 
 
-ChannelConfig = Annotated[
-    Union[tuple(t.settings for t in REGISTRY.values())],  # type: ignore[valid-type]  # noqa: UP007
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    ChannelConfig = ChannelSettings
+else:
+    ChannelConfig = Annotated[
+        Union[tuple(t.settings for t in REGISTRY.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+    """Any registered channel's settings, chosen by ``type``."""
 
 
 class RelayConfig(StrictModel):
@@ -162,7 +166,9 @@ class ConfigIssue:
 
     def format(self, source: str) -> str:
         place = f"{source}:{self.line}" if self.line else source
-        return f"{place}: {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
+        return (
+            f"{place}: {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
+        )
 
 
 class ConfigError(Exception):
@@ -264,18 +270,19 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             path.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part in ("not_", "from_"):
             alias = part.rstrip("_")
             path.append(alias)
             node = node.get(alias)
-        elif isinstance(node, dict) and part not in REGISTRY and not str(part).startswith(
-            "function-"
+        elif (
+            isinstance(node, dict)
+            and part not in REGISTRY
+            and not str(part).startswith("function-")
         ):
             path.append(part)
             node = None

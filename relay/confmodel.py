@@ -32,7 +32,9 @@ def parse_duration(value: object) -> float:
         found = _DURATION.match(value)
         if found:
             return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
-    raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '500ms', '1s', '5m', '24h', '7d')")
+    raise ValueError(
+        f"not a duration: {value!r} (use seconds or e.g. '500ms', '1s', '5m', '24h', '7d')"
+    )
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -119,7 +119,9 @@ def event_keys(event: Event) -> dict[str, str | None]:
 
 
 class Router:
-    def __init__(self, routes: Sequence[Route], channel_templates: Mapping[str, str | None]) -> None:
+    def __init__(
+        self, routes: Sequence[Route], channel_templates: Mapping[str, str | None]
+    ) -> None:
         self.routes = tuple(routes)
         self._channel_templates = dict(channel_templates)
         self._always: list[int] = []

@@ -71,7 +71,9 @@ def test_unknown_channel_in_route_names_line_and_suggests() -> None:
 
 def test_unknown_key_is_an_error_with_its_line() -> None:
     text = GOOD.replace("    path: out.jsonl", "    pth: out.jsonl")
-    assert issues_of(text) == ["relay.yaml:10: channels.archive.pth: unknown key (check the spelling)"]
+    assert issues_of(text) == [
+        "relay.yaml:10: channels.archive.pth: unknown key (check the spelling)"
+    ]
 
 
 def test_unknown_template_and_every_error_reported_at_once() -> None:
@@ -86,7 +88,9 @@ def test_unknown_template_and_every_error_reported_at_once() -> None:
 
 def test_unknown_channel_type_and_missing_type() -> None:
     text = GOOD.replace("type: console\n  archive", "type: slak\n  archive")
-    assert issues_of(text)[0].startswith("relay.yaml:7: channels.team-slack.type: unknown channel type")
+    assert issues_of(text)[0].startswith(
+        "relay.yaml:7: channels.team-slack.type: unknown channel type"
+    )
     text = GOOD.replace("    type: console\n  archive", "    template: youtube\n  archive")
     assert "missing 'type'" in issues_of(text)[0]
 
@@ -121,14 +125,23 @@ def test_bad_values() -> None:
     assert found[0].startswith("relay.yaml:18: routes[0].to:")
     found = issues_of("auth: {allow_unsigned: true}\nstore: {retention: soon}\n")
     assert found[0].startswith("relay.yaml:2: store.retention: not a duration")
-    found = issues_of("auth: {allow_unsigned: true}\nroutes:\n  - to: x\n    match: {trigger: yt}\n")
+    found = issues_of(
+        "auth: {allow_unsigned: true}\nroutes:\n  - to: x\n    match: {trigger: yt}\n"
+    )
     assert any("routes[0].match.trigger: unknown trigger 'yt'" in line for line in found)
 
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(5, 5.0), ("500ms", 0.5), ("1s", 1.0), ("5m", 300.0), ("24h", 86400.0), ("7d", 604800.0),
-     ("1.5s", 1.5)],
+    [
+        (5, 5.0),
+        ("500ms", 0.5),
+        ("1s", 1.0),
+        ("5m", 300.0),
+        ("24h", 86400.0),
+        ("7d", 604800.0),
+        ("1.5s", 1.5),
+    ],
 )
 def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds

@@ -66,8 +66,11 @@ YOUTUBE = "run_finished_completed_youtube"
         ("{youtube_channel: UCxxxxxxxxxxxxxx}", FAILED, False),
         ("{flag: RUN_FINISHED, status: completed, trigger: youtube}", YOUTUBE, True),
         ("{flag: RUN_FINISHED, status: failed, trigger: youtube}", YOUTUBE, False),
-        ("{flag: RUN_FINISHED, agent: Shorts cutter, youtube_channel: UCxxxxxxxxxxxxxx}", YOUTUBE,
-         True),
+        (
+            "{flag: RUN_FINISHED, agent: Shorts cutter, youtube_channel: UCxxxxxxxxxxxxxx}",
+            YOUTUBE,
+            True,
+        ),
     ],
 )
 def test_each_match_key(match: str, name: str, expected: bool) -> None:
@@ -134,8 +137,13 @@ def test_order_is_kept_across_index_keys() -> None:
     routes = "".join(
         f"  - name: r{i}\n    match: {m}\n    to: [a]\n    stop: {str(i == 3).lower()}\n"
         for i, m in enumerate(
-            ["{trigger: none}", "{agent: 0b7e2a10-5c1d-4f3e-9a8b-6c5d4e3f2a1b}", "{status: failed}",
-             "{flag: RUN_FINISHED}", "{status: failed}"]
+            [
+                "{trigger: none}",
+                "{agent: 0b7e2a10-5c1d-4f3e-9a8b-6c5d4e3f2a1b}",
+                "{status: failed}",
+                "{flag: RUN_FINISHED}",
+                "{status: failed}",
+            ]
         )
     )
     r = router(routes.replace("to: [a]", "to: [a, b, c]"))
@@ -150,6 +158,20 @@ def test_many_routes_only_candidates_are_checked() -> None:
         f"  - name: r{i}\n    match: {{agent: agent-{i}}}\n    to: [a]\n" for i in range(500)
     )
     r = router(routes)
-    assert len(list(r.candidates({"agent": "agent-7", "flag": "X", "status": "s",
-                                  "trigger": "none", "youtube_channel": None}))) == 1
+    assert (
+        len(
+            list(
+                r.candidates(
+                    {
+                        "agent": "agent-7",
+                        "flag": "X",
+                        "status": "s",
+                        "trigger": "none",
+                        "youtube_channel": None,
+                    }
+                )
+            )
+        )
+        == 1
+    )
     assert targets(r, event(FAILED, agent_id="agent-499")) == [("r499", "a", None)]

@@ -1,0 +1,156 @@
+"""Builds the aiohttp application and wires store, runtime, receiver and dispatcher."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from relay.config import LoadedConfig
+from relay.dispatch import Dispatcher
+from relay.receiver import Receiver, error
+from relay.runtime import Runtime
+from relay.store import Store, open_store
+
+__all__ = ["RELAY", "Relay", "StartupError", "build_app"]
+
+log = logging.getLogger("relay.app")
+
+DEV_SECRET = "dev-secret"
+
+
+class StartupError(Exception):
+    """The relay refuses to start (no secret, store unreachable...)."""
+
+
+@dataclass
+class Relay:
+    """The running relay's parts; ``runtime`` is replaced whole on reload."""
+
+    runtime: Runtime
+    store: Store
+    dispatcher: Dispatcher
+    receiver: Receiver
+    session: aiohttp.ClientSession | None = None
+    started_at: float = field(default_factory=time.time)
+    last_reload: dict[str, Any] = field(default_factory=dict)
+
+    def current(self) -> Runtime:
+        return self.runtime
+
+
+RELAY = web.AppKey("relay", Relay)
+
+
+def check_startable(loaded: LoadedConfig) -> None:
+    auth = loaded.config.auth
+    if not auth.secrets and not auth.allow_unsigned:
+        raise StartupError(
+            "no webhook secret configured: set auth.secrets (e.g. ${MOSAIC_WEBHOOK_SECRET}), "
+            "or auth.allow_unsigned: true to accept unsigned webhooks"
+        )
+    if not auth.secrets:
+        log.warning("auth.allow_unsigned is true: ANYONE who can reach the relay can post events")
+    if any(s.get_secret_value() == DEV_SECRET for s in auth.secrets):
+        log.warning(
+            "the webhook secret is the example default; set MOSAIC_WEBHOOK_SECRET before "
+            "exposing the relay"
+        )
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error answer is JSON, and no traceback ever reaches a client."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error(exc.status, exc.reason or "error")
+        if exc.status == 405:
+            allow = exc.headers.get("Allow")
+            if allow:
+                response.headers["Allow"] = allow
+        return response
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error(500, "internal error")
+
+
+def build_app(loaded: LoadedConfig, *, store: Store | None = None) -> web.Application:
+    check_startable(loaded)
+    config = loaded.config
+    runtime = Runtime.build(loaded)
+    if store is None:
+        store = open_store(config.store.url, loaded.base_dir, sync=config.store.sync)
+    holder: list[Relay] = []
+    dispatcher = Dispatcher(store, lambda: holder[0].runtime)
+    receiver = Receiver(store, lambda: holder[0].runtime, dispatcher.notify)
+    relay = Relay(runtime=runtime, store=store, dispatcher=dispatcher, receiver=receiver)
+    holder.append(relay)
+
+    app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
+    app[RELAY] = relay
+    app.router.add_post(config.server.path, receiver.handle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.on_startup.append(_on_startup)
+    app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(_on_cleanup)
+    return app
+
+
+async def _on_startup(app: web.Application) -> None:
+    relay = app[RELAY]
+    try:
+        await relay.store.open()
+    except Exception as exc:
+        raise StartupError(f"cannot open the store: {exc}") from None
+    relay.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    await relay.runtime.start(relay.session)
+    await relay.dispatcher.start()
+    relay.last_reload = {"ok": True, "at": time.time(), "sha256": relay.runtime.loaded.sha256}
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    relay = app[RELAY]
+    relay.receiver.draining = True
+    await relay.dispatcher.stop(relay.runtime.loaded.config.delivery.shutdown_grace)
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    relay = app[RELAY]
+    await relay.runtime.close()
+    if relay.session is not None:
+        await relay.session.close()
+    await relay.store.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    relay = request.app[RELAY]
+    loaded = relay.runtime.loaded
+    body: dict[str, Any] = {
+        "config": {"path": loaded.source, "sha256": loaded.sha256},
+        "last_reload": relay.last_reload,
+    }
+    reasons = []
+    if relay.receiver.draining:
+        reasons.append("shutting down")
+    try:
+        await relay.store.ping()
+    except Exception as exc:
+        reasons.append(f"store not answering: {exc}")
+    if reasons:
+        return web.json_response({"error": "not ready", "reasons": reasons, **body}, status=503)
+    return web.json_response({"status": "ready", **body})

@@ -1,0 +1,389 @@
+"""``relay`` command line: serve | check | route-test | send-sample | dlq | status | schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import ValidationError
+
+from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config
+from relay.events import Event
+from relay.logs import setup_logging
+from relay.receiver import SIGNATURE_HEADER, BadPayload, parse_json
+from relay.render import RenderError
+from relay.runtime import Runtime
+from relay.store import StoreError, open_store
+
+__all__ = ["main"]
+
+
+class CliError(Exception):
+    """A one-line message for the user; exit 1."""
+
+
+def default_config_path() -> str:
+    return os.environ.get("RELAY_CONFIG", "relay.yaml")
+
+
+def load(path: str) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    setup_logging(args.log_format)
+    loaded = load(args.config)
+    return asyncio.run(_serve(loaded, args.host, args.port))
+
+
+async def _serve(loaded: LoadedConfig, host: str | None, port: int | None) -> int:
+    from relay.app import StartupError, build_app
+
+    try:
+        app = build_app(loaded)
+    except StartupError as exc:
+        raise CliError(str(exc)) from None
+    server = loaded.config.server
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host or server.host, server.port if port is None else port)
+        await site.start()
+    except (StartupError, OSError) as exc:
+        await runner.cleanup()
+        raise CliError(f"cannot start: {exc}") from None
+    bound = runner.addresses[0]
+    print(
+        f"relay listening on http://{bound[0]}:{bound[1]}{server.path} "
+        f"(config {loaded.source}, store {loaded.config.store.url})",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("relay stopping: finishing in-flight deliveries", file=sys.stderr, flush=True)
+    await runner.cleanup()
+    return 0
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    print(summary(loaded))
+    return 0
+
+
+def summary(loaded: LoadedConfig) -> str:
+    config = loaded.config
+    lines = [f"{loaded.source}: OK (sha256 {loaded.sha256[:12]})"]
+    lines.append(f"  server: http://{config.server.host}:{config.server.port}{config.server.path}")
+    secrets = len(config.auth.secrets)
+    lines.append(
+        f"  auth: {secrets} secret(s)"
+        + (" (unsigned allowed)" if config.auth.allow_unsigned else "")
+    )
+    lines.append(f"  store: {config.store.url} (sync {config.store.sync})")
+    lines.append(f"  channels ({len(config.channels)}):")
+    for name, channel in config.channels.items():
+        lines.append(f"    - {name} ({channel.type})")
+    lines.append(f"  routes ({len(config.routes)}):")
+    for index, route in enumerate(config.routes):
+        label = route.name or f"routes[{index}]"
+        extra = f", template {route.template}" if route.template else ""
+        extra += ", stop" if route.stop else ""
+        extra += f", mode {route.mode}" if route.mode != "post" else ""
+        lines.append(f"    - {label} -> {', '.join(route.to)}{extra}")
+    if config.templates:
+        lines.append(f"  templates: {', '.join(config.templates)}")
+    if loaded.unset_vars:
+        lines.append(f"  unset environment variables: {', '.join(loaded.unset_vars)}")
+    return "\n".join(lines)
+
+
+# --- route-test --------------------------------------------------------------------------------
+
+
+def cmd_route_test(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    try:
+        raw = Path(args.event).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.event}: {exc.strerror}") from None
+    result = route_test(Runtime.build(loaded), raw)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    event = result["event"]
+    print(f"event: {event['flag']} {event['status']} run {event['run_id']}")
+    if not result["deliveries"]:
+        print("no route matches: nothing would be sent")
+    for delivery in result["deliveries"]:
+        print(
+            f"\n-> {delivery['channel']} (route {delivery['route']}, template "
+            f"{delivery['template'] or 'default'})"
+        )
+        if "error" in delivery:
+            print(f"   render error: {delivery['error']}")
+            continue
+        if delivery.get("subject"):
+            print(f"   subject: {delivery['subject']}")
+        for line in delivery["text"].splitlines():
+            print(f"   {line}")
+    return 0
+
+
+def route_test(runtime: Runtime, raw: bytes) -> dict[str, Any]:
+    """Which routes and channels an event reaches, and each rendered message; sends nothing."""
+    try:
+        payload = parse_json(raw)
+        event = Event.model_validate(payload)
+    except BadPayload as exc:
+        raise CliError(f"not valid JSON: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "event"
+        raise CliError(f"not a Mosaic event: {where}: {first['msg']}") from None
+    deliveries = []
+    now = time.time()
+    for delivery in runtime.router.match(event):
+        channel = runtime.channels[delivery.channel]
+        entry: dict[str, Any] = {
+            "route": delivery.route.name,
+            "channel": delivery.channel,
+            "type": getattr(getattr(channel, "settings", None), "type", "?"),
+            "template": delivery.template,
+            "mode": delivery.route.mode,
+        }
+        try:
+            message = runtime.renderer.render(
+                channel.render_kind,
+                delivery.template,
+                event,
+                event_id="(dry-run)",
+                route=delivery.route.name,
+                channel=delivery.channel,
+                limits=channel.limits,
+                run_started_at=now,
+                now=now,
+                body_template=getattr(getattr(channel, "settings", None), "body", None),
+            )
+        except RenderError as exc:
+            entry["error"] = str(exc)
+        else:
+            entry.update(text=message.text, subject=message.subject)
+            if message.blocks is not None:
+                entry["blocks"] = message.blocks
+            if message.html is not None:
+                entry["html"] = message.html
+        deliveries.append(entry)
+    return {
+        "event": {"flag": event.flag, "status": event.status, "run_id": event.run_id},
+        "deliveries": deliveries,
+    }
+
+
+# --- send-sample -------------------------------------------------------------------------------
+
+
+def sample_names() -> list[str]:
+    folder = resources.files("relay") / "samples"
+    return sorted(
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+    )
+
+
+def sample_bytes(name: str) -> bytes:
+    return (resources.files("relay") / "samples" / f"{name}.json").read_bytes()
+
+
+def cmd_send_sample(args: argparse.Namespace) -> int:
+    names = sample_names()
+    if args.kind == "all":
+        chosen = names
+    elif args.kind in names:
+        chosen = [args.kind]
+    else:
+        raise CliError(f"unknown sample '{args.kind}' (one of: all, {', '.join(names)})")
+    url, secret = args.url, args.secret
+    if url is None or secret is None:
+        loaded = load(args.config)
+        server = loaded.config.server
+        if url is None:
+            host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+            url = f"http://{host}:{server.port}{server.path}"
+        if secret is None and loaded.config.auth.secrets:
+            secret = loaded.config.auth.secrets[0].get_secret_value()
+    return asyncio.run(_send_samples(url, secret, chosen))
+
+
+async def _send_samples(url: str, secret: str | None, names: Sequence[str]) -> int:
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers[SIGNATURE_HEADER] = secret
+    failed = 0
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        for name in names:
+            try:
+                async with session.post(url, data=sample_bytes(name), headers=headers) as answer:
+                    text = await answer.text()
+                    status = answer.status
+            except aiohttp.ClientError as exc:
+                raise CliError(f"cannot reach {url}: {exc}") from None
+            print(f"{name}: {status} {text.strip()}")
+            failed += status >= 300
+    return 1 if failed else 0
+
+
+# --- store commands ----------------------------------------------------------------------------
+
+
+async def _with_store(loaded: LoadedConfig, action: Any) -> Any:
+    store = open_store(
+        loaded.config.store.url, loaded.base_dir, sync=loaded.config.store.sync, create=False
+    )
+    try:
+        await store.open()
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    rows = asyncio.run(_with_store(loaded, lambda store: store.status()))
+    if not rows:
+        print("no delivery jobs")
+        return 0
+    now = time.time()
+    print(f"{'channel':<24} {'state':<9} {'count':>7}  oldest")
+    for row in rows:
+        age = "" if row.oldest_created_at is None else _age(now - row.oldest_created_at)
+        print(f"{row.channel:<24} {row.state:<9} {row.count:>7}  {age}")
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    if args.dlq_command == "list":
+        jobs = asyncio.run(_with_store(loaded, lambda store: store.dead_letters(limit=args.limit)))
+        if not jobs:
+            print("no dead letters")
+        now = time.time()
+        for job in jobs:
+            print(
+                f"{job.id}  {job.channel:<16} run {job.run_id}  attempts {job.attempts}  "
+                f"age {_age(now - job.created_at)}  {job.last_error or ''}"
+            )
+        return 0
+    if not args.all and not args.id:
+        raise CliError("say which dead letter to replay: an ID, or --all")
+    job_id = None if args.all else args.id
+    count = asyncio.run(_with_store(loaded, lambda store: store.replay(job_id, now=time.time())))
+    if job_id and not count:
+        raise CliError(f"no dead letter with id {job_id}")
+    print(f"replayed {count} dead letter(s); a running relay delivers them shortly")
+    return 0
+
+
+def _age(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    if whole >= 86400:
+        return f"{whole // 86400}d{whole % 86400 // 3600}h"
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60}m"
+    if whole >= 60:
+        return f"{whole // 60}m{whole % 60}s"
+    return f"{whole}s"
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(RelayConfig.model_json_schema(by_alias=True), indent=2))
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "-c",
+            "--config",
+            default=default_config_path(),
+            help="config file (default: $RELAY_CONFIG, else ./relay.yaml)",
+        )
+        return p
+
+    serve = command("serve", "run the relay")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port (0 = any free port)")
+    serve.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
+    serve.set_defaults(func=cmd_serve)
+
+    command("check", "validate the config").set_defaults(func=cmd_check)
+
+    route = command("route-test", "dry run: routes, channels and rendered messages for an event")
+    route.add_argument("event", help="an event JSON file")
+    route.add_argument("--json", action="store_true", help="machine-readable output")
+    route.set_defaults(func=cmd_route_test)
+
+    sample = command("send-sample", "POST signed sample events to a relay")
+    sample.add_argument("kind", nargs="?", default="all", help="a sample name, or 'all'")
+    sample.add_argument("--url", help="webhook URL (default: the config's server address)")
+    sample.add_argument("--secret", help="signature (default: the config's first secret)")
+    sample.set_defaults(func=cmd_send_sample)
+
+    dlq = command("dlq", "dead letters: list | replay ID | replay --all")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list")
+    dlq_list.add_argument("--limit", type=int, default=100)
+    replay = dlq_sub.add_parser("replay")
+    replay.add_argument("id", nargs="?")
+    replay.add_argument("--all", action="store_true")
+    for p in (dlq_list, replay):
+        p.add_argument("-c", "--config", default=argparse.SUPPRESS)
+    dlq.set_defaults(func=cmd_dlq)
+
+    command("status", "jobs per channel and state").set_defaults(func=cmd_status)
+    command("schema", "print the JSON Schema of relay.yaml").set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,237 @@
+"""Delivery: claim due jobs, render, send, and record the outcome.
+
+One claim loop leases jobs up to the number of free worker slots; each job runs as its own task.
+Success -> sent. ``RetryableError`` -> back to pending after exponential backoff with jitter, or
+exactly the destination's ``retry_after``; 429s do not use up ``max_attempts``. ``PermanentError``,
+a render error, ``max_attempts`` or ``max_age`` -> dead letter with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from relay.channels import Channel, PermanentError, RetryableError
+from relay.events import Event
+from relay.ratelimit import RateLimiter
+from relay.render import RenderError
+from relay.runtime import Runtime
+from relay.store.base import Job, Store
+
+__all__ = ["Dispatcher", "backoff_delay"]
+
+log = logging.getLogger("relay.dispatch")
+
+SEND_TIMEOUT = 30.0
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: Callable[[], float]) -> float:
+    """Exponential backoff with 'equal jitter': between half and all of ``initial * 2**(n-1)``."""
+    base: float = min(maximum, initial * 2.0 ** max(0, attempt - 1))
+    return base / 2 + rng() * base / 2
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        runtime: Callable[[], Runtime],
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._clock = clock
+        self._rng = rng
+        self._limiter = RateLimiter()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def notify(self) -> None:
+        """New work may be due (an event was accepted, a delivery finished)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="relay-claim-loop")
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let in-flight sends finish within ``grace``; give the rest back."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            workers = self._runtime().loaded.config.delivery.workers
+            free = workers - len(self._tasks)
+            self._wake.clear()
+            jobs: list[Job] = []
+            if free > 0:
+                try:
+                    jobs = await self._store.claim(
+                        now=self._clock(),
+                        lease=self._runtime().loaded.config.delivery.lease,
+                        limit=free,
+                    )
+                except Exception:
+                    log.exception("claiming jobs failed; retrying")
+            for job in jobs:
+                task = asyncio.create_task(self._run(job), name=f"relay-job-{job.id}")
+                self._tasks.add(task)
+            if jobs:
+                continue
+            await self._idle_wait(free > 0)
+
+    async def _idle_wait(self, could_claim: bool) -> None:
+        timeout = 1.0
+        if could_claim:
+            with contextlib.suppress(Exception):
+                due = await self._store.next_due_at()
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - self._clock()))
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.deliver(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._store.release(job.id))
+            raise
+        except Exception:
+            log.exception("delivery of job %s failed unexpectedly", job.id)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+            self._wake.set()
+
+    async def deliver(self, job: Job) -> None:
+        runtime = self._runtime()
+        channel = runtime.channels.get(job.channel)
+        now = self._clock()
+        if channel is None:
+            await self._dead(job, f"channel '{job.channel}' is no longer configured")
+            return
+        wait = self._limiter.try_acquire(
+            channel.rate_key, runtime.rate_limits.get(job.channel), now
+        )
+        if wait > 0:
+            await self._store.mark_retry(
+                job.id, next_attempt_at=now + wait, error="paced by rate limit", count_attempt=False
+            )
+            return
+        try:
+            event = Event.model_validate_json(job.body)
+            message = runtime.renderer.render(
+                channel.render_kind,
+                job.template,
+                event,
+                event_id=job.event_id,
+                route=job.route,
+                channel=job.channel,
+                limits=channel.limits,
+                run_started_at=job.run_started_at,
+                now=now,
+                body_template=getattr(getattr(channel, "settings", None), "body", None),
+            )
+        except RenderError as exc:
+            await self._dead(job, f"template error: {exc}")
+            return
+        await self._send(job, channel, message)
+
+    async def _send(self, job: Job, channel: Channel, message: object) -> None:
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await channel.send(message)  # type: ignore[arg-type]
+        except RetryableError as exc:
+            await self._retry(job, exc.reason, exc.retry_after, count=not exc.rate_limited)
+            return
+        except PermanentError as exc:
+            await self._dead(job, exc.reason)
+            return
+        except TimeoutError:
+            await self._retry(job, f"no answer within {SEND_TIMEOUT:.0f}s", None, count=True)
+            return
+        await self._store.mark_sent(job.id, now=self._clock())
+        log.info(
+            "delivered",
+            extra={
+                "event_id": job.event_id,
+                "run_id": job.run_id,
+                "channel": job.channel,
+                "attempt": job.attempts + 1,
+                "outcome": "sent",
+            },
+        )
+
+    async def _retry(
+        self, job: Job, reason: str, retry_after: float | None, *, count: bool
+    ) -> None:
+        delivery = self._runtime().loaded.config.delivery
+        now = self._clock()
+        attempts = job.attempts + (1 if count else 0)
+        if count and attempts >= delivery.max_attempts:
+            await self._dead(job, f"gave up after {attempts} attempts: {reason}")
+            return
+        if retry_after is not None:
+            delay = retry_after
+        else:
+            delay = backoff_delay(
+                max(1, attempts), delivery.backoff.initial, delivery.backoff.max, self._rng
+            )
+        age_from = getattr(job, "age_from", job.created_at)
+        if now + delay - age_from > delivery.max_age:
+            await self._dead(job, f"gave up after {delivery.max_age:.0f}s: {reason}")
+            return
+        await self._store.mark_retry(
+            job.id, next_attempt_at=now + delay, error=reason, count_attempt=count
+        )
+        log.warning(
+            "delivery failed, will retry in %.1fs: %s",
+            delay,
+            reason,
+            extra={
+                "event_id": job.event_id,
+                "run_id": job.run_id,
+                "channel": job.channel,
+                "attempt": job.attempts + 1,
+                "outcome": "retry",
+            },
+        )
+
+    async def _dead(self, job: Job, reason: str) -> None:
+        await self._store.mark_dead(job.id, error=reason, now=self._clock())
+        log.error(
+            "delivery dead-lettered: %s",
+            reason,
+            extra={
+                "event_id": job.event_id,
+                "run_id": job.run_id,
+                "channel": job.channel,
+                "attempt": job.attempts + 1,
+                "outcome": "dead",
+            },
+        )

@@ -1,0 +1,221 @@
+"""The webhook handler: size -> signature -> JSON -> model -> route -> durable store -> answer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from relay.events import Event
+from relay.runtime import Runtime
+from relay.store.base import JobSpec, NewEvent, Store
+
+__all__ = ["BadPayload", "Receiver", "canonical_json", "parse_json"]
+
+log = logging.getLogger("relay.receiver")
+
+SIGNATURE_HEADER = "X-Mosaic-Signature"
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 30
+RETRY_AFTER_SECONDS = "1"
+
+
+class BadPayload(ValueError):
+    """The body is not acceptable JSON (400)."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadPayload(f"{name} is not valid JSON")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BadPayload("number too large")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadPayload("number too large")
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, bounded nesting and number size."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPayload("body is not valid UTF-8") from None
+    # Cheap pre-check (C speed); the exact depth walk only when brackets are many.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        _scan_depth(text)
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+        )
+    except BadPayload:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise BadPayload(f"body is not valid JSON: {_short(exc)}") from None
+    return value
+
+
+def _scan_depth(text: str) -> None:
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BadPayload(f"JSON nested deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+def signature_ok(provided: list[str], secrets: tuple[bytes, ...]) -> bool:
+    """Exactly one header, equal (constant time, as bytes) to any configured secret."""
+    if len(provided) != 1:
+        return False
+    given = provided[0].encode("utf-8", "surrogateescape")
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(given, secret)
+    return matched
+
+
+class Receiver:
+    def __init__(
+        self,
+        store: Store,
+        runtime: Callable[[], Runtime],
+        on_accepted: Callable[[], None],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._on_accepted = on_accepted
+        self._clock = clock
+        self._in_flight = 0
+        self.draining = False
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return error(503, "shutting down; retry shortly")
+        runtime = self._runtime()
+        server = runtime.loaded.config.server
+        if self._in_flight >= server.max_in_flight:
+            return error(503, "overloaded; retry shortly")
+        self._in_flight += 1
+        try:
+            return await self._handle(request, runtime)
+        finally:
+            self._in_flight -= 1
+
+    async def _handle(self, request: web.Request, runtime: Runtime) -> web.Response:
+        limit = runtime.loaded.config.server.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return error(413, f"body larger than {limit} bytes")
+        body = await request.content.read(limit + 1)
+        while len(body) <= limit and not request.content.at_eof():
+            chunk = await request.content.read(limit + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+        if len(body) > limit:
+            return error(413, f"body larger than {limit} bytes")
+
+        if runtime.secrets or not runtime.loaded.config.auth.allow_unsigned:
+            provided = request.headers.getall(SIGNATURE_HEADER, [])
+            if not signature_ok(provided, runtime.secrets):
+                reason = "repeated" if len(provided) > 1 else ("missing" if not provided else "bad")
+                return error(401, f"{reason} {SIGNATURE_HEADER} header")
+
+        try:
+            payload = parse_json(body)
+        except BadPayload as exc:
+            return error(400, str(exc))
+        if not isinstance(payload, dict):
+            return error(
+                422, "not a Mosaic event", details=[{"loc": [], "msg": "expected a JSON object"}]
+            )
+        try:
+            event = Event.model_validate(payload)
+        except ValidationError as exc:
+            details = [
+                {"loc": list(e["loc"]), "msg": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False, include_context=False)
+            ]
+            return error(422, "not a Mosaic event", details=details)
+
+        canonical = canonical_json(payload)
+        is_test = event.flag == "TEST"
+        deliveries = runtime.router.match(event)
+        jobs = [
+            JobSpec(channel=d.channel, route=d.route.name, template=d.template, mode=d.route.mode)
+            for d in deliveries
+        ]
+        new_event = NewEvent(
+            event_id=uuid.uuid4().hex,
+            dedup_key=None if is_test else hashlib.sha256(canonical).hexdigest(),
+            body=canonical,
+            flag=event.flag,
+            run_id=event.run_id,
+            agent_id=event.agent_id,
+            status=event.status,
+            received_at=self._clock(),
+        )
+        try:
+            result = await self._store.accept(new_event, jobs)
+        except Exception:
+            log.exception("storing an event failed")
+            return error(503, "cannot store the event right now; retry shortly")
+        if result.duplicate:
+            return web.json_response({"status": "duplicate", "event_id": result.event_id})
+        if jobs:
+            self._on_accepted()
+        log.info(
+            "accepted %s %s -> %s",
+            event.flag,
+            event.status,
+            ", ".join(j.channel for j in jobs) or "no route",
+            extra={"event_id": result.event_id, "run_id": event.run_id},
+        )
+        if is_test:
+            return web.json_response({"status": "ok", "event_id": result.event_id})
+        return web.json_response({"status": "accepted", "event_id": result.event_id}, status=202)

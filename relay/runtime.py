@@ -1,0 +1,64 @@
+"""Everything built from one loaded config: router, renderer, channels. Swapped whole on reload."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from relay.channels import Channel, build_channel
+from relay.config import LoadedConfig
+from relay.confmodel import RateLimit
+from relay.render import Renderer
+from relay.routing import Router
+
+__all__ = ["Runtime", "effective_rate_limit"]
+
+log = logging.getLogger("relay.runtime")
+
+
+def effective_rate_limit(channel: Channel) -> RateLimit | None:
+    configured = getattr(getattr(channel, "settings", None), "rate_limit", None)
+    if configured == "off":
+        return None
+    if isinstance(configured, RateLimit):
+        return configured
+    return channel.default_rate_limit
+
+
+@dataclass
+class Runtime:
+    loaded: LoadedConfig
+    router: Router
+    renderer: Renderer
+    channels: dict[str, Channel]
+    secrets: tuple[bytes, ...]
+    rate_limits: dict[str, RateLimit | None] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, loaded: LoadedConfig) -> Runtime:
+        config = loaded.config
+        channels = {
+            name: build_channel(name, settings, loaded.base_dir)
+            for name, settings in config.channels.items()
+        }
+        return cls(
+            loaded=loaded,
+            router=Router.from_config(config),
+            renderer=Renderer(config.templates, config.agents),
+            channels=channels,
+            secrets=tuple(s.get_secret_value().encode("utf-8") for s in config.auth.secrets),
+            rate_limits={name: effective_rate_limit(ch) for name, ch in channels.items()},
+        )
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        for channel in self.channels.values():
+            await channel.start(session)
+
+    async def close(self) -> None:
+        for name, channel in self.channels.items():
+            try:
+                await channel.close()
+            except Exception:
+                log.exception("closing channel %s failed", name)

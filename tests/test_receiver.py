@@ -1,0 +1,292 @@
+"""Every row of the HTTP contract table, against the real app and store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from relay.app import RELAY, StartupError, build_app
+from relay.config import load_config
+from relay.receiver import SIGNATURE_HEADER
+from tests.conftest import BASE_CONFIG, SECRET, read_jsonl, sample, wait_until
+
+Client = TestClient[Any, web.Application]
+PATH = "/webhooks/mosaic"
+
+
+@pytest.fixture
+async def client(
+    write_config: Callable[[str], Path], aiohttp_client: Callable[..., Awaitable[Client]]
+) -> Client:
+    app = build_app(load_config(write_config(BASE_CONFIG), env={}))
+    return await aiohttp_client(app)
+
+
+def signed(secret: str = SECRET) -> dict[str, str]:
+    return {SIGNATURE_HEADER: secret}
+
+
+async def post(client: Client, body: Any, headers: dict[str, str] | None = None) -> Any:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await client.post(PATH, data=data, headers=signed() if headers is None else headers)
+
+
+async def test_new_event_is_accepted_after_durable_store(client: Client, tmp_path: Path) -> None:
+    answer = await post(client, sample("run_finished_failed"))
+    assert answer.status == 202
+    body = await answer.json()
+    assert body["status"] == "accepted" and len(body["event_id"]) >= 16
+    store = client.app[RELAY].store
+    assert await store.status()  # the job exists
+    await wait_until(lambda: len(read_jsonl(tmp_path / "deliveries.jsonl")) == 1)
+    line = read_jsonl(tmp_path / "deliveries.jsonl")[0]
+    assert line["event_id"] == body["event_id"]
+    assert line["run_id"] == "c2d9e8f7-6a5b-4c3d-2e1f-0a9b8c7d6e5f"
+
+
+async def test_duplicate_answers_original_id_and_delivers_once(
+    client: Client, tmp_path: Path
+) -> None:
+    first = await (await post(client, sample("run_progress"))).json()
+    # Same content, other key order and spacing: still the same event.
+    reordered = json.dumps(dict(reversed(list(sample("run_progress").items()))), indent=4)
+    again = await post(client, reordered.encode())
+    assert again.status == 200
+    assert await again.json() == {"status": "duplicate", "event_id": first["event_id"]}
+    other = await post(client, {**sample("run_progress"), "status": "completed"})
+    assert other.status == 202
+    await wait_until(lambda: len(read_jsonl(tmp_path / "deliveries.jsonl")) == 2)
+    ids = [line["event_id"] for line in read_jsonl(tmp_path / "deliveries.jsonl")]
+    assert ids.count(first["event_id"]) == 1
+
+
+async def test_test_flag_answers_ok_and_is_never_deduplicated(client: Client) -> None:
+    one = await post(client, sample("test"))
+    two = await post(client, sample("test"))
+    assert one.status == two.status == 200
+    a, b = await one.json(), await two.json()
+    assert a["status"] == b["status"] == "ok"
+    assert a["event_id"] != b["event_id"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {SIGNATURE_HEADER: "wrong"},
+        {SIGNATURE_HEADER: ""},
+        {SIGNATURE_HEADER: "s3cret-ünï"},
+        {SIGNATURE_HEADER: SECRET + "x"},
+    ],
+)
+async def test_bad_or_missing_signature_is_401(client: Client, headers: dict[str, str]) -> None:
+    answer = await post(client, sample("run_progress"), headers)
+    assert answer.status == 401
+    assert "error" in await answer.json()
+
+
+async def test_repeated_signature_header_is_401(client: Client) -> None:
+    answer = await client.post(
+        PATH,
+        data=json.dumps(sample("run_progress")),
+        headers=[(SIGNATURE_HEADER, SECRET), (SIGNATURE_HEADER, SECRET)],
+    )
+    assert answer.status == 401
+    assert "repeated" in (await answer.json())["error"]
+
+
+async def test_any_configured_secret_matches(
+    write_config: Callable[[str], Path], aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    text = BASE_CONFIG.replace(f'secrets: ["{SECRET}"]', 'secrets: ["old-one", "new-one"]')
+    client = await aiohttp_client(build_app(load_config(write_config(text), env={})))
+    for secret in ("old-one", "new-one"):
+        assert (await post(client, sample("test"), signed(secret))).status == 200
+    assert (await post(client, sample("test"), signed(SECRET))).status == 401
+
+
+async def test_body_over_limit_is_413_before_reading(
+    write_config: Callable[[str], Path], aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    text = BASE_CONFIG + "server: {max_body_bytes: 2000}\n"
+    client = await aiohttp_client(build_app(load_config(write_config(text), env={})))
+    big = {**sample("run_progress"), "padding": "x" * 3000}
+    answer = await post(client, big)
+    assert answer.status == 413
+    assert "error" in await answer.json()
+
+    async def chunked() -> Any:  # no Content-Length: counted while reading
+        yield json.dumps(big).encode()
+
+    answer = await client.post(PATH, data=chunked(), headers=signed())
+    assert answer.status == 413
+
+
+async def test_size_is_checked_before_signature(
+    write_config: Callable[[str], Path], aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    text = BASE_CONFIG + "server: {max_body_bytes: 100}\n"
+    client = await aiohttp_client(build_app(load_config(write_config(text), env={})))
+    assert (await post(client, b"x" * 200, {})).status == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b'{"flag": NaN}', "NaN"),
+        (b'{"flag": Infinity}', "Infinity"),
+        (b'{"n": 1e999}', "too large"),
+        (b'{"n": ' + b"9" * 5000 + b"}", "too large"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+        (b'{"a":' * 40 + b"1" + b"}" * 40, "nested deeper"),
+        (b"", "not valid JSON"),
+    ],
+)
+async def test_bad_json_is_400(client: Client, body: bytes, fragment: str) -> None:
+    answer = await post(client, body)
+    assert answer.status == 400
+    assert fragment in (await answer.json())["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [1, 2],
+        "a string",
+        {"flag": "RUN_FINISHED"},
+        {**{"flag": "RUN_FINISHED", "agent_id": "a", "run_id": "r"}, "status": 3},
+        {"flag": None, "agent_id": "a", "run_id": "r", "status": "failed"},
+    ],
+)
+async def test_json_but_not_an_event_is_422_without_echo(client: Client, body: Any) -> None:
+    answer = await post(client, body)
+    assert answer.status == 422
+    data = await answer.json()
+    assert data["error"] and isinstance(data["details"], list)
+    for detail in data["details"]:
+        assert set(detail) == {"loc", "msg"}
+    assert "input" not in json.dumps(data)
+
+
+async def test_unknown_flags_and_extra_fields_are_accepted_and_stored(client: Client) -> None:
+    body = {
+        **sample("run_progress"),
+        "flag": "RUN_PAUSED",
+        "brand_new": {"x": [1]},
+        "node_status_counts": "weird",
+    }
+    answer = await post(client, body)
+    assert answer.status == 202
+    event_id = (await answer.json())["event_id"]
+    relay = client.app[RELAY]
+    await wait_until(lambda: _sent(relay))
+    assert event_id
+
+
+async def _sent(relay: Any) -> bool:
+    return any(row.state == "sent" for row in await relay.store.status())
+
+
+async def test_content_type_is_not_required(client: Client) -> None:
+    answer = await client.post(
+        PATH, data=json.dumps(sample("test")), headers={**signed(), "Content-Type": "text/plain"}
+    )
+    assert answer.status == 200
+
+
+async def test_shutting_down_answers_503_with_retry_after(client: Client) -> None:
+    client.app[RELAY].receiver.draining = True
+    answer = await post(client, sample("run_progress"))
+    assert answer.status == 503
+    assert answer.headers["Retry-After"]
+    assert "error" in await answer.json()
+
+
+async def test_store_failure_answers_503_and_nothing_is_claimed_accepted(client: Client) -> None:
+    relay = client.app[RELAY]
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    relay.store.accept = broken  # type: ignore[method-assign]
+    answer = await post(client, sample("run_progress"))
+    assert answer.status == 503
+    assert answer.headers["Retry-After"]
+
+
+async def test_health_and_readiness(client: Client) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    body = await ready.json()
+    assert body["status"] == "ready" and len(body["config"]["sha256"]) == 64
+
+
+async def test_readyz_503_when_store_does_not_answer(client: Client) -> None:
+    relay = client.app[RELAY]
+
+    async def down() -> None:
+        raise OSError("gone")
+
+    relay.store.ping = down  # type: ignore[method-assign]
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert any("store" in reason for reason in (await ready.json())["reasons"])
+
+
+async def test_every_error_is_json_including_404_and_405(client: Client) -> None:
+    missing = await client.get("/nope")
+    assert missing.status == 404 and "error" in await missing.json()
+    wrong = await client.get(PATH)
+    assert wrong.status == 405 and "error" in await wrong.json()
+    assert "POST" in wrong.headers["Allow"]
+
+
+def test_refuses_to_start_without_secret(write_config: Callable[[str], Path]) -> None:
+    text = BASE_CONFIG.replace(f'secrets: ["{SECRET}"]', "allow_unsigned: true")
+    loaded = load_config(write_config(text), env={})
+    object.__setattr__(loaded.config.auth, "allow_unsigned", False)
+    with pytest.raises(StartupError, match="no webhook secret"):
+        build_app(loaded)
+
+
+async def test_unsigned_allowed_accepts_without_header(
+    write_config: Callable[[str], Path], aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    text = BASE_CONFIG.replace(f'secrets: ["{SECRET}"]', "allow_unsigned: true")
+    client = await aiohttp_client(build_app(load_config(write_config(text), env={})))
+    assert (await post(client, sample("run_progress"), {})).status == 202
+
+
+async def test_overload_answers_503_and_keeps_what_it_accepted(
+    write_config: Callable[[str], Path], aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    import asyncio
+
+    text = BASE_CONFIG + "server: {max_in_flight: 1}\n"
+    client = await aiohttp_client(build_app(load_config(write_config(text), env={})))
+    relay = client.app[RELAY]
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    real_accept = relay.store.accept
+
+    async def slow_accept(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await gate.wait()
+        return await real_accept(*args, **kwargs)
+
+    relay.store.accept = slow_accept  # type: ignore[method-assign]
+    first = asyncio.create_task(post(client, sample("run_progress")))
+    await asyncio.wait_for(entered.wait(), 5)
+    second = await post(client, sample("run_finished_failed"))
+    assert second.status == 503 and second.headers["Retry-After"]
+    gate.set()
+    assert (await first).status == 202
