@@ -164,7 +164,7 @@ class FakeServer:
         until: int | Callable[[], bool],
         *,
         method: str | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline is the point of this helper
+        timeout: float = 5.0,
     ) -> list[Call]:
         """Wait until ``until`` calls (to ``method``) were recorded, or ``until()`` is true.
 
