@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ class Relay:
     session: aiohttp.ClientSession | None = None
     started_at: float = field(default_factory=time.time)
     last_reload: dict[str, Any] = field(default_factory=dict)
+    maintenance: asyncio.Task[None] | None = None
 
     def current(self) -> Runtime:
         return self.runtime
@@ -116,12 +118,15 @@ async def _on_startup(app: web.Application) -> None:
     relay.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     await relay.runtime.start(relay.session)
     await relay.dispatcher.start()
+    relay.maintenance = asyncio.create_task(_prune_forever(relay), name="relay-prune")
     relay.last_reload = {"ok": True, "at": time.time(), "sha256": relay.runtime.loaded.sha256}
 
 
 async def _on_shutdown(app: web.Application) -> None:
     relay = app[RELAY]
     relay.receiver.draining = True
+    if relay.maintenance is not None:
+        relay.maintenance.cancel()
     await relay.dispatcher.stop(relay.runtime.loaded.config.delivery.shutdown_grace)
 
 
@@ -131,6 +136,19 @@ async def _on_cleanup(app: web.Application) -> None:
     if relay.session is not None:
         await relay.session.close()
     await relay.store.close()
+
+
+async def _prune_forever(relay: Relay) -> None:
+    """Drop sent jobs, events and dedup keys older than ``store.retention``, now and then."""
+    while True:
+        retention = relay.runtime.loaded.config.store.retention
+        try:
+            pruned = await relay.store.prune(older_than=time.time() - retention)
+            if pruned:
+                log.info("pruned %d events older than the retention", pruned)
+        except Exception:
+            log.exception("pruning the store failed")
+        await asyncio.sleep(min(3600.0, max(1.0, retention / 4)))
 
 
 async def healthz(request: web.Request) -> web.Response:

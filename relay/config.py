@@ -104,6 +104,9 @@ class DeliverySettings(StrictModel):
     max_age: Duration = 86400.0
     backoff: Backoff = Backoff()
     shutdown_grace: Duration = 10.0
+    per_channel: PositiveInt | None = None
+    """Sends in flight for one channel at most (default: half the workers), so one slow channel
+    never takes every worker."""
 
 
 class MatchSpec(StrictModel):

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
-from relay.channels import Channel, PermanentError, RetryableError
+from relay.channels import Channel, Message, PermanentError, RetryableError
 from relay.events import Event
 from relay.ratelimit import RateLimiter
 from relay.render import RenderError
@@ -51,6 +51,8 @@ class Dispatcher:
         self._limiter = RateLimiter()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()
+        self._per_channel: dict[str, int] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -82,23 +84,29 @@ class Dispatcher:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            workers = self._runtime().loaded.config.delivery.workers
-            free = workers - len(self._tasks)
+            delivery = self._runtime().loaded.config.delivery
+            free = delivery.workers - len(self._tasks)
             self._wake.clear()
             jobs: list[Job] = []
             if free > 0:
+                share = delivery.per_channel or max(1, delivery.workers // 2)
+                full = [name for name, count in self._per_channel.items() if count >= share]
                 try:
                     jobs = await self._store.claim(
-                        now=self._clock(),
-                        lease=self._runtime().loaded.config.delivery.lease,
-                        limit=free,
+                        now=self._clock(), lease=delivery.lease, limit=free, exclude_channels=full
                     )
                 except Exception:
                     log.exception("claiming jobs failed; retrying")
+            started = 0
             for job in jobs:
+                if job.id in self._running:
+                    continue  # its lease ran out while we still send it: not twice
+                self._running.add(job.id)
+                self._per_channel[job.channel] = self._per_channel.get(job.channel, 0) + 1
                 task = asyncio.create_task(self._run(job), name=f"relay-job-{job.id}")
                 self._tasks.add(task)
-            if jobs:
+                started += 1
+            if started:
                 continue
             await self._idle_wait(free > 0)
 
@@ -126,6 +134,8 @@ class Dispatcher:
             task = asyncio.current_task()
             if task is not None:
                 self._tasks.discard(task)
+            self._running.discard(job.id)
+            self._per_channel[job.channel] -= 1
             self._wake.set()
 
     async def deliver(self, job: Job) -> None:
@@ -162,10 +172,11 @@ class Dispatcher:
             return
         await self._send(job, channel, message)
 
-    async def _send(self, job: Job, channel: Channel, message: object) -> None:
+    async def _send(self, job: Job, channel: Channel, message: Message) -> None:
+        timeout = min(SEND_TIMEOUT, self._runtime().loaded.config.delivery.lease / 2)
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
-                await channel.send(message)  # type: ignore[arg-type]
+            async with asyncio.timeout(timeout):
+                await channel.send(message)
         except RetryableError as exc:
             await self._retry(job, exc.reason, exc.retry_after, count=not exc.rate_limited)
             return
@@ -173,7 +184,7 @@ class Dispatcher:
             await self._dead(job, exc.reason)
             return
         except TimeoutError:
-            await self._retry(job, f"no answer within {SEND_TIMEOUT:.0f}s", None, count=True)
+            await self._retry(job, f"no answer within {timeout:g}s", None, count=True)
             return
         await self._store.mark_sent(job.id, now=self._clock())
         log.info(

@@ -8,7 +8,7 @@ oldest unfinished job may be claimed, so a run's messages reach a channel in acc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,9 +116,12 @@ class Store(Protocol):
         (then nothing is written and the original's ``event_id`` is returned, ``duplicate=True``)."""
         ...
 
-    async def claim(self, *, now: float, lease: float, limit: int) -> list[Job]:
+    async def claim(
+        self, *, now: float, lease: float, limit: int, exclude_channels: Collection[str] = ()
+    ) -> list[Job]:
         """Lease up to ``limit`` due jobs (pending, or inflight with an expired lease), each the
-        oldest unfinished job of its (run_id, channel)."""
+        oldest unfinished job of its (run_id, channel), none of ``exclude_channels`` (channels
+        already at their share of the workers)."""
         ...
 
     async def mark_sent(self, job_id: str, *, now: float) -> None: ...

@@ -17,7 +17,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -146,10 +146,13 @@ class SQLiteStore:
         specs = tuple(jobs)
         return await self._write(lambda c: _accept(c, event, specs))
 
-    async def claim(self, *, now: float, lease: float, limit: int) -> list[Job]:
+    async def claim(
+        self, *, now: float, lease: float, limit: int, exclude_channels: Collection[str] = ()
+    ) -> list[Job]:
         if limit <= 0:
             return []
-        return await self._write(lambda c: _claim(c, now, now + lease, limit))
+        excluded = tuple(exclude_channels)
+        return await self._write(lambda c: _claim(c, now, now + lease, limit, excluded))
 
     async def mark_sent(self, job_id: str, *, now: float) -> None:
         await self._write(lambda c: _finish(c, job_id, "sent", now, None))
@@ -348,8 +351,15 @@ def _accept(c: sqlite3.Connection, event: NewEvent, specs: Sequence[JobSpec]) ->
     return AcceptResult(event.event_id, duplicate=False)
 
 
-def _claim(c: sqlite3.Connection, now: float, lease_until: float, limit: int) -> list[Job]:
-    rows = c.execute(CLAIM_SQL, (now, limit)).fetchall()
+def _claim(
+    c: sqlite3.Connection, now: float, lease_until: float, limit: int, excluded: tuple[str, ...]
+) -> list[Job]:
+    if excluded:
+        marks = ", ".join("?" * len(excluded))
+        sql = CLAIM_SQL.replace("ORDER BY", f"AND j.channel NOT IN ({marks}) ORDER BY")
+        rows = c.execute(sql, (now, *excluded, limit)).fetchall()
+    else:
+        rows = c.execute(CLAIM_SQL, (now, limit)).fetchall()
     c.executemany(
         "UPDATE jobs SET state = 'inflight', due_at = ? WHERE id = ?",
         [(lease_until, row[0]) for row in rows],
