@@ -12,9 +12,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from relay.admin import require_admin
 from relay.config import LoadedConfig
 from relay.dispatch import Dispatcher
+from relay.metrics import CONTENT_TYPE, Metrics
 from relay.receiver import Receiver, error
+from relay.reload import Reloader
 from relay.runtime import Runtime
 from relay.store import Store, open_store
 
@@ -37,6 +40,9 @@ class Relay:
     store: Store
     dispatcher: Dispatcher
     receiver: Receiver
+    metrics: Metrics
+    reloader: Reloader | None = None
+    watch: bool = False
     session: aiohttp.ClientSession | None = None
     started_at: float = field(default_factory=time.time)
     last_reload: dict[str, Any] = field(default_factory=dict)
@@ -86,16 +92,28 @@ async def json_errors(
         return error(500, "internal error")
 
 
-def build_app(loaded: LoadedConfig, *, store: Store | None = None) -> web.Application:
+def build_app(
+    loaded: LoadedConfig, *, store: Store | None = None, watch: bool = False
+) -> web.Application:
+    """The relay as an aiohttp app; ``watch`` reloads the config when its file changes."""
     check_startable(loaded)
     config = loaded.config
     runtime = Runtime.build(loaded)
     if store is None:
         store = open_store(config.store.url, loaded.base_dir, sync=config.store.sync)
     holder: list[Relay] = []
-    dispatcher = Dispatcher(store, lambda: holder[0].runtime)
-    receiver = Receiver(store, lambda: holder[0].runtime, dispatcher.notify)
-    relay = Relay(runtime=runtime, store=store, dispatcher=dispatcher, receiver=receiver)
+    metrics = Metrics()
+    dispatcher = Dispatcher(store, lambda: holder[0].runtime, metrics=metrics)
+    receiver = Receiver(store, lambda: holder[0].runtime, dispatcher.notify, metrics=metrics)
+    relay = Relay(
+        runtime=runtime,
+        store=store,
+        dispatcher=dispatcher,
+        receiver=receiver,
+        metrics=metrics,
+        watch=watch,
+    )
+    relay.reloader = Reloader(relay, loaded.path, on_swap=lambda _: dispatcher.notify())
     holder.append(relay)
 
     app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
@@ -103,6 +121,8 @@ def build_app(loaded: LoadedConfig, *, store: Store | None = None) -> web.Applic
     app.router.add_post(config.server.path, receiver.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_post("/-/reload", reload_endpoint)
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
@@ -120,11 +140,16 @@ async def _on_startup(app: web.Application) -> None:
     await relay.dispatcher.start()
     relay.maintenance = asyncio.create_task(_prune_forever(relay), name="relay-prune")
     relay.last_reload = {"ok": True, "at": time.time(), "sha256": relay.runtime.loaded.sha256}
+    relay.metrics.config_loaded_now(relay.runtime.loaded.sha256)
+    if relay.watch and relay.reloader is not None:
+        relay.reloader.start_watching()
 
 
 async def _on_shutdown(app: web.Application) -> None:
     relay = app[RELAY]
     relay.receiver.draining = True
+    if relay.reloader is not None:
+        await relay.reloader.stop()
     if relay.maintenance is not None:
         relay.maintenance.cancel()
     await relay.dispatcher.stop(relay.runtime.loaded.config.delivery.shutdown_grace)
@@ -149,6 +174,25 @@ async def _prune_forever(relay: Relay) -> None:
         except Exception:
             log.exception("pruning the store failed")
         await asyncio.sleep(min(3600.0, max(1.0, retention / 4)))
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    relay = request.app[RELAY]
+    try:
+        relay.metrics.update_queue(await relay.store.status(), time.time())
+    except Exception:
+        log.exception("reading queue depth for /metrics failed")
+    return web.Response(body=relay.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def reload_endpoint(request: web.Request) -> web.Response:
+    relay = request.app[RELAY]
+    require_admin(request, relay.runtime)
+    assert relay.reloader is not None
+    result = await relay.reloader.reload("POST /-/reload")
+    if not result["ok"]:
+        return web.json_response({"error": "config not reloaded", **result}, status=400)
+    return web.json_response(result)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -50,14 +50,16 @@ def load(path: str) -> LoadedConfig:
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_format)
     loaded = load(args.config)
-    return asyncio.run(_serve(loaded, args.host, args.port))
+    return asyncio.run(_serve(loaded, args.host, args.port, watch=not args.no_watch))
 
 
-async def _serve(loaded: LoadedConfig, host: str | None, port: int | None) -> int:
-    from relay.app import StartupError, build_app
+async def _serve(
+    loaded: LoadedConfig, host: str | None, port: int | None, *, watch: bool = True
+) -> int:
+    from relay.app import RELAY, StartupError, build_app
 
     try:
-        app = build_app(loaded)
+        app = build_app(loaded, watch=watch)
     except StartupError as exc:
         raise CliError(str(exc)) from None
     server = loaded.config.server
@@ -80,6 +82,16 @@ async def _serve(loaded: LoadedConfig, host: str | None, port: int | None) -> in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloader = app[RELAY].reloader
+    pending: set[asyncio.Task[Any]] = set()
+
+    def on_sighup() -> None:
+        if reloader is not None:
+            task = asyncio.create_task(reloader.reload("SIGHUP"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     await stop.wait()
     print("relay stopping: finishing in-flight deliveries", file=sys.stderr, flush=True)
     await runner.cleanup()
@@ -347,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port (0 = any free port)")
     serve.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
+    serve.add_argument(
+        "--no-watch", action="store_true", help="do not reload when the config file changes"
+    )
     serve.set_defaults(func=cmd_serve)
 
     command("check", "validate the config").set_defaults(func=cmd_check)

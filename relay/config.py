@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
 
 from relay.channels import REGISTRY, ChannelSettings
 from relay.confmodel import Duration, StrictModel
+from relay.render import Renderer, TemplateConfigError, check_syntax
 from relay.render.settings import TemplateSettings
 from relay.yamlsource import Located, YamlSourceError, interpolate, load_yaml
 
@@ -236,7 +238,7 @@ def parse_config(
         config = RelayConfig.model_validate(located.data)
     except ValidationError as exc:
         raise ConfigError(source, _pydantic_issues(exc, located)) from None
-    issues = _cross_check(config, located)
+    issues = _cross_check(config, located) + _template_issues(config, located)
     if issues:
         raise ConfigError(source, issues)
     return config, unset
@@ -362,6 +364,38 @@ def _cross_check(config: RelayConfig, located: Located) -> list[ConfigIssue]:
                 f"unknown template '{route.template}'{_suggest(route.template, templates)}",
             )
     return issues
+
+
+def _template_issues(config: RelayConfig, located: Located) -> list[ConfigIssue]:
+    """Compile every template now, so a syntax error fails the load with its line."""
+    issues = []
+    for name, settings in config.templates.items():
+        try:
+            Renderer({name: settings}, {})
+        except TemplateConfigError as exc:
+            issues.append(_template_issue(located, ("templates", name), exc))
+    for name, channel in config.channels.items():
+        for key in ("body", "subject"):
+            source = getattr(channel, key, None)
+            if isinstance(source, str):
+                try:
+                    check_syntax(source, name=name, key=key, markup="plain")
+                except TemplateConfigError as exc:
+                    issues.append(_template_issue(located, ("channels", name, key), exc))
+    return issues
+
+
+def _template_issue(
+    located: Located, base: tuple[str | int, ...], exc: TemplateConfigError
+) -> ConfigIssue:
+    path: tuple[str | int, ...] = base
+    for part in re.findall(r"[^.\[\]]+", exc.key) if base[0] == "templates" else ():
+        path = (*path, int(part) if part.isdigit() else part)
+    line = located.line_of(path)
+    if line is not None and exc.lineno and exc.lineno > 1:
+        line += exc.lineno - 1  # a block scalar starts on the next line; close enough to find
+    where = f" (line {exc.lineno} of the template)" if exc.lineno else ""
+    return ConfigIssue(line, dotted(path), f"template error{where}: {exc.message}")
 
 
 def _is_list(located: Located, index: int) -> bool:

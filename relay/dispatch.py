@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from relay.channels import Channel, Message, PermanentError, RetryableError
 from relay.events import Event
+from relay.metrics import Metrics
 from relay.ratelimit import RateLimiter
 from relay.render import RenderError
 from relay.runtime import Runtime
@@ -43,7 +44,9 @@ class Dispatcher:
         *,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._runtime = runtime
         self._clock = clock
@@ -152,6 +155,7 @@ class Dispatcher:
             await self._store.mark_retry(
                 job.id, next_attempt_at=now + wait, error="paced by rate limit", count_attempt=False
             )
+            self._count(job, "paced")
             return
         try:
             event = Event.model_validate_json(job.body)
@@ -186,7 +190,12 @@ class Dispatcher:
         except TimeoutError:
             await self._retry(job, f"no answer within {timeout:g}s", None, count=True)
             return
-        await self._store.mark_sent(job.id, now=self._clock())
+        sent_at = self._clock()
+        await self._store.mark_sent(job.id, now=sent_at)
+        self._count(job, "sent")
+        if self._metrics is not None:
+            latency = max(0.0, sent_at - job.created_at)
+            self._metrics.delivery_latency.labels(job.channel).observe(latency)
         log.info(
             "delivered",
             extra={
@@ -220,6 +229,7 @@ class Dispatcher:
         await self._store.mark_retry(
             job.id, next_attempt_at=now + delay, error=reason, count_attempt=count
         )
+        self._count(job, "retried")
         log.warning(
             "delivery failed, will retry in %.1fs: %s",
             delay,
@@ -233,8 +243,13 @@ class Dispatcher:
             },
         )
 
+    def _count(self, job: Job, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.deliveries.labels(job.channel, outcome).inc()
+
     async def _dead(self, job: Job, reason: str) -> None:
         await self._store.mark_dead(job.id, error=reason, now=self._clock())
+        self._count(job, "dead")
         log.error(
             "delivery dead-lettered: %s",
             reason,

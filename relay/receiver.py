@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from relay.events import Event
+from relay.metrics import Metrics, flag_label
 from relay.runtime import Runtime
 from relay.store.base import JobSpec, NewEvent, Store
 
@@ -26,6 +27,17 @@ SIGNATURE_HEADER = "X-Mosaic-Signature"
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 30
 RETRY_AFTER_SECONDS = "1"
+FLAG_KEY = web.ResponseKey("relay_flag", str)
+RESULT_KEY = web.ResponseKey("relay_result", str)
+_RESULT_BY_STATUS = {
+    202: "accepted",
+    401: "unauthorized",
+    400: "invalid",
+    408: "invalid",
+    422: "invalid",
+    413: "too_large",
+    503: "overloaded",
+}
 
 
 class BadPayload(ValueError):
@@ -126,7 +138,9 @@ class Receiver:
         on_accepted: Callable[[], None],
         *,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._runtime = runtime
         self._on_accepted = on_accepted
@@ -135,6 +149,15 @@ class Receiver:
         self.draining = False
 
     async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        response = await self._admit(request)
+        if self._metrics is not None:
+            result = response.get(RESULT_KEY) or _RESULT_BY_STATUS.get(response.status, "invalid")
+            self._metrics.webhooks.labels(flag_label(response.get(FLAG_KEY)), result).inc()
+            self._metrics.webhook_seconds.observe(time.perf_counter() - started)
+        return response
+
+    async def _admit(self, request: web.Request) -> web.Response:
         if self.draining:
             return error(503, "shutting down; retry shortly")
         runtime = self._runtime()
@@ -204,9 +227,13 @@ class Receiver:
             result = await self._store.accept(new_event, jobs)
         except Exception:
             log.exception("storing an event failed")
-            return error(503, "cannot store the event right now; retry shortly")
+            answer = error(503, "cannot store the event right now; retry shortly")
+            answer[FLAG_KEY], answer[RESULT_KEY] = event.flag, "unavailable"
+            return answer
         if result.duplicate:
-            return web.json_response({"status": "duplicate", "event_id": result.event_id})
+            answer = web.json_response({"status": "duplicate", "event_id": result.event_id})
+            answer[FLAG_KEY], answer[RESULT_KEY] = event.flag, "duplicate"
+            return answer
         if jobs:
             self._on_accepted()
         log.info(

@@ -1,0 +1,164 @@
+"""Hot reload: on a config file change, SIGHUP or ``POST /-/reload``.
+
+The new file is validated fully, then the whole ``Runtime`` is swapped at once: events accepted
+after the swap route by the new rules; queued jobs deliver with the channel settings current at
+send time. A broken edit keeps the old config serving and is reported (log, /readyz, metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from relay.config import ConfigError, LoadedConfig, load_config
+from relay.runtime import Runtime
+
+if TYPE_CHECKING:
+    from relay.app import Relay
+
+__all__ = ["Reloader", "restart_only_changes"]
+
+log = logging.getLogger("relay.reload")
+
+WATCH_DEBOUNCE_MS = 50
+
+
+def restart_only_changes(old: LoadedConfig, new: LoadedConfig) -> list[str]:
+    """Settings a reload cannot apply to a running process."""
+    notes = []
+    a, b = old.config.server, new.config.server
+    for key in ("host", "port", "path"):
+        if getattr(a, key) != getattr(b, key):
+            notes.append(f"server.{key}")
+    if (
+        old.config.store.url != new.config.store.url
+        or old.config.store.sync != new.config.store.sync
+    ):
+        notes.append("store")
+    return notes
+
+
+class Reloader:
+    def __init__(self, relay: Relay, path: Path, *, on_swap: Callable[[Runtime], None]) -> None:
+        self._relay = relay
+        self._path = path
+        self._on_swap = on_swap
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+
+    async def reload(self, trigger: str) -> dict[str, Any]:
+        """Load, validate and swap; the result is also kept as ``relay.last_reload``."""
+        from relay.app import StartupError, check_startable
+
+        async with self._lock:
+            relay = self._relay
+            metrics = relay.metrics
+            try:
+                loaded = await asyncio.to_thread(load_config, self._path)
+                check_startable(loaded)
+                runtime = Runtime.build(loaded)
+            except (ConfigError, StartupError) as exc:
+                errors = (
+                    [issue.format(exc.source) for issue in exc.issues]
+                    if isinstance(exc, ConfigError)
+                    else [str(exc)]
+                )
+                for line in errors:
+                    log.error(
+                        "config reload (%s) failed, keeping the running config: %s", trigger, line
+                    )
+                relay.last_reload = {
+                    "ok": False,
+                    "at": time.time(),
+                    "trigger": trigger,
+                    "errors": errors,
+                    "sha256": relay.runtime.loaded.sha256,
+                }
+                metrics.reloads.labels("failure").inc()
+                metrics.config_ok.set(0)
+                return relay.last_reload
+            old = relay.runtime
+            unchanged = loaded.sha256 == old.loaded.sha256
+            if not unchanged:
+                assert relay.session is not None
+                await runtime.start(relay.session)
+                relay.runtime = runtime
+                self._on_swap(runtime)
+                self._retire(old, loaded.config.delivery.shutdown_grace)
+                metrics.config_loaded_now(loaded.sha256)
+            notes = restart_only_changes(old.loaded, loaded)
+            if notes:
+                log.warning("config reloaded, but %s changes need a restart", ", ".join(notes))
+            log.info(
+                "config %s (%s): %d channels, %d routes",
+                "unchanged" if unchanged else "reloaded",
+                trigger,
+                len(loaded.config.channels),
+                len(loaded.config.routes),
+            )
+            metrics.reloads.labels("success").inc()
+            metrics.config_ok.set(1)
+            relay.last_reload = {
+                "ok": True,
+                "at": time.time(),
+                "trigger": trigger,
+                "sha256": loaded.sha256,
+                "changed": not unchanged,
+                "needs_restart": notes,
+                "channels": sorted(loaded.config.channels),
+                "routes": [
+                    route.name or f"routes[{i}]" for i, route in enumerate(loaded.config.routes)
+                ],
+            }
+            return relay.last_reload
+
+    def _retire(self, old: Runtime, grace: float) -> None:
+        """Close the old channels once sends that still use them had time to finish."""
+
+        async def close_later() -> None:
+            try:
+                await asyncio.sleep(grace)
+            finally:
+                await old.close()
+
+        task = asyncio.create_task(close_later(), name="relay-retire-runtime")
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    def start_watching(self) -> None:
+        self._watch_task = asyncio.create_task(self._watch(), name="relay-config-watch")
+
+    async def _watch(self) -> None:
+        from watchfiles import awatch
+
+        folder, name = self._path.parent, self._path.name
+        try:
+            async for changes in awatch(
+                folder,
+                debounce=WATCH_DEBOUNCE_MS,
+                step=10,
+                stop_event=self._stop,
+                recursive=False,
+            ):
+                if any(Path(changed).name == name for _, changed in changes):
+                    await self.reload("file change")
+        except Exception:
+            log.exception("watching %s stopped", name)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        for task in list(self._retired):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
