@@ -1,0 +1,151 @@
+"""Shared helpers for the render tests: samples, a renderer, markup checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from relay.channels.base import Limits, Message
+from relay.events import Event
+from relay.render import Renderer, TemplateSettings
+
+SAMPLES = Path(__file__).resolve().parents[2] / "relay" / "samples"
+SHORTS = "123e4567-e89b-12d3-a456-789012345678"
+CUTTER = "0b7e2a10-5c1d-4f3e-9a8b-6c5d4e3f2a1b"
+AGENTS = {SHORTS: "Shorts cutter", CUTTER: "Clip cutter"}
+KINDS = ("plain", "slack", "telegram", "email", "webhook")
+LIMITS = {
+    "plain": Limits(text=40_000),
+    "slack": Limits(text=40_000, header=150, section=3000, blocks=50),
+    "telegram": Limits(text=4096, caption=1024),
+    "email": Limits(text=100_000, subject=200),
+    "webhook": Limits(text=40_000),
+}
+TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre"}
+VOID = {"br", "img", "meta", "hr", "input", "link", "area", "base", "col", "source", "wbr"}
+_ENTITY_OK = re.compile(r"&(?!(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)")
+
+
+def sample(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
+    return data
+
+
+def sample_names() -> list[str]:
+    return sorted(p.stem for p in SAMPLES.glob("*.json"))
+
+
+def renderer(templates: dict[str, dict[str, Any]] | None = None) -> Renderer:
+    settings = {name: TemplateSettings.model_validate(t) for name, t in (templates or {}).items()}
+    return Renderer(settings, AGENTS)
+
+
+def render(
+    r: Renderer,
+    kind: str,
+    payload: dict[str, Any],
+    template: str | None = None,
+    *,
+    limits: Limits | None = None,
+    body_template: str | None = None,
+    run_started_at: float | None = 1_000.0,
+) -> Message:
+    return r.render(
+        kind,
+        template,
+        Event.model_validate(payload),
+        event_id="evt-1",
+        route="failed-runs",
+        channel="team",
+        limits=limits or LIMITS.get(kind, Limits()),
+        run_started_at=run_started_at,
+        now=1_065.0,
+        body_template=body_template,
+    )
+
+
+def slack_texts(message: Message) -> list[str]:
+    """Every text string in the blocks, plus the fallback text."""
+    found: list[str] = [message.text]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.blocks or [])
+    return found
+
+
+def mrkdwn_texts(message: Message) -> list[str]:
+    """The fallback text and every mrkdwn text object (what Slack parses)."""
+    found: list[str] = [message.text]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.blocks or [])
+    return found
+
+
+def everything(message: Message, kind: str) -> str:
+    """All the text a reader of this kind could see, to search for expected content."""
+    if kind == "slack":
+        return "\n".join(slack_texts(message))
+    if kind == "email":
+        return f"{message.subject}\n{message.text}\n{message.html}"
+    return message.text
+
+
+class _Checker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.stack: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> with open {self.stack}")
+        else:
+            self.stack.pop()
+
+
+def html_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    checker = _Checker()
+    checker.feed(html)
+    checker.close()
+    return checker.tags
+
+
+def assert_well_formed(html: str) -> None:
+    checker = _Checker()
+    checker.feed(html)
+    checker.close()
+    assert not checker.errors, checker.errors
+    assert not checker.stack, f"unclosed {checker.stack}"
+    assert not re.search(r"<[^>]*$", html), "cut inside a tag"
+    assert not _ENTITY_OK.search(html), "a bare & or a cut entity"
