@@ -13,9 +13,13 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from relay.channels import Channel, Message, PermanentError, RetryableError
+from pydantic import ValidationError
+
+from relay.cards import Later, run_card_job
+from relay.channels import Message, PermanentError, RetryableError
 from relay.events import Event
 from relay.metrics import Metrics
 from relay.ratelimit import RateLimiter
@@ -26,6 +30,7 @@ from relay.store.base import Job, Store
 __all__ = ["Dispatcher", "backoff_delay"]
 
 log = logging.getLogger("relay.dispatch")
+T = TypeVar("T")
 
 SEND_TIMEOUT = 30.0
 
@@ -131,8 +136,10 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._store.release(job.id))
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("delivery of job %s failed unexpectedly", job.id)
+            with contextlib.suppress(Exception):
+                await self._retry(job, f"internal error: {type(exc).__name__}", None, count=True)
         finally:
             task = asyncio.current_task()
             if task is not None:
@@ -159,7 +166,12 @@ class Dispatcher:
             return
         try:
             event = Event.model_validate_json(job.body)
-            message = runtime.renderer.render(
+        except ValidationError:
+            await self._dead(job, "stored event is not a valid Mosaic event")
+            return
+
+        def render() -> Message:
+            return runtime.renderer.render(
                 channel.render_kind,
                 job.template,
                 event,
@@ -171,16 +183,34 @@ class Dispatcher:
                 now=now,
                 body_template=getattr(getattr(channel, "settings", None), "body", None),
             )
+
+        route = runtime.router.route_named(job.route) if job.mode == "card" else None
+        timeout = min(SEND_TIMEOUT, runtime.loaded.config.delivery.lease / 2)
+
+        async def bounded(call: Awaitable[T]) -> T:
+            async with asyncio.timeout(timeout):
+                return await call
+
+        note = "sent"
+        try:
+            if route is not None:
+                outcome = await run_card_job(
+                    job, event, route, channel, self._store, render, now, bounded
+                )
+                if isinstance(outcome, Later):
+                    await self._store.mark_retry(
+                        job.id,
+                        next_attempt_at=outcome.at,
+                        error="waiting for the card's interval",
+                        count_attempt=False,
+                    )
+                    return
+                note = outcome.note
+            else:
+                await bounded(channel.send(render()))
         except RenderError as exc:
             await self._dead(job, f"template error: {exc}")
             return
-        await self._send(job, channel, message)
-
-    async def _send(self, job: Job, channel: Channel, message: Message) -> None:
-        timeout = min(SEND_TIMEOUT, self._runtime().loaded.config.delivery.lease / 2)
-        try:
-            async with asyncio.timeout(timeout):
-                await channel.send(message)
         except RetryableError as exc:
             await self._retry(job, exc.reason, exc.retry_after, count=not exc.rate_limited)
             return
@@ -197,7 +227,8 @@ class Dispatcher:
             latency = max(0.0, sent_at - job.created_at)
             self._metrics.delivery_latency.labels(job.channel).observe(latency)
         log.info(
-            "delivered",
+            "delivered (%s)",
+            note,
             extra={
                 "event_id": job.event_id,
                 "run_id": job.run_id,

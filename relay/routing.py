@@ -133,6 +133,7 @@ class Router:
                 continue
             for value in getattr(route.match, key):
                 self._index[key][value].append(route.index)
+        self._by_name = {route.name: route for route in self.routes}
         # Frozen copies: lookups must not create entries.
         self._frozen = {key: dict(table) for key, table in self._index.items()}
 
@@ -147,6 +148,9 @@ class Router:
         ]
         templates = {name: channel.template for name, channel in config.channels.items()}
         return cls(routes, templates)
+
+    def route_named(self, name: str) -> Route | None:
+        return self._by_name.get(name)
 
     def candidates(self, keys: Mapping[str, str | None]) -> Iterable[int]:
         lists = [self._always]

@@ -156,3 +156,19 @@ class Channel(Protocol):
     async def close(self) -> None: ...
 
     async def send(self, message: Message) -> MessageRef | None: ...
+
+
+@runtime_checkable
+class EditableChannel(Protocol):
+    """A channel that can replace a message it sent (live cards)."""
+
+    async def edit(self, ref: MessageRef, message: Message) -> None: ...
+
+
+@runtime_checkable
+class ThreadedChannel(Protocol):
+    """A channel that can answer under a message it sent (card threads)."""
+
+    async def reply(
+        self, ref: MessageRef, message: Message, *, broadcast: bool = False
+    ) -> MessageRef | None: ...

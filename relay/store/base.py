@@ -162,3 +162,13 @@ class Store(Protocol):
     async def put_ref(
         self, run_id: str, channel: str, channel_id: str, message_id: str
     ) -> None: ...
+
+    async def get_card_state(self, run_id: str, channel: str) -> str | None:
+        """A live card's bookkeeping (opaque JSON text owned by ``relay.cards``)."""
+        ...
+
+    async def put_card_state(self, run_id: str, channel: str, state: str) -> None: ...
+
+    async def has_newer(self, job: Job) -> bool:
+        """Whether a later unfinished job of the same (run_id, channel) is queued."""
+        ...

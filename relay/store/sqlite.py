@@ -80,6 +80,12 @@ CREATE TABLE IF NOT EXISTS refs (
     channel_id TEXT NOT NULL,
     message_id TEXT NOT NULL,
     PRIMARY KEY (run_id, channel)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cards (
+    run_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (run_id, channel)
 ) WITHOUT ROWID
 """
 
@@ -219,6 +225,22 @@ class SQLiteStore:
             SET channel_id = excluded.channel_id, message_id = excluded.message_id"""
         args = (run_id, channel, channel_id, message_id)
         await self._write(lambda c: _execute(c, sql, args))
+
+    async def get_card_state(self, run_id: str, channel: str) -> str | None:
+        sql = "SELECT state FROM cards WHERE run_id = ? AND channel = ?"
+        row = await self._read(lambda c: c.execute(sql, (run_id, channel)).fetchone())
+        return None if row is None else cast(str, row[0])
+
+    async def put_card_state(self, run_id: str, channel: str, state: str) -> None:
+        sql = """INSERT INTO cards (run_id, channel, state) VALUES (?, ?, ?)
+            ON CONFLICT (run_id, channel) DO UPDATE SET state = excluded.state"""
+        await self._write(lambda c: _execute(c, sql, (run_id, channel, state)))
+
+    async def has_newer(self, job: Job) -> bool:
+        sql = f"""SELECT 1 FROM jobs WHERE run_id = ? AND channel = ? AND id > ? AND {_OPEN}
+            LIMIT 1"""
+        args = (job.run_id, job.channel, _job_key(job.id))
+        return bool(await self._read(lambda c: c.execute(sql, args).fetchone()))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None or self._reader is None:
@@ -435,6 +457,9 @@ def _prune_runs(c: sqlite3.Connection, older_than: float) -> None:
     )
     c.execute(
         "DELETE FROM refs WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = refs.run_id)"
+    )
+    c.execute(
+        "DELETE FROM cards WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = cards.run_id)"
     )
 
 
