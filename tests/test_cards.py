@@ -1,0 +1,273 @@
+"""Live run cards against the Slack and Telegram fakes: one message per run, edited forward only."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from relay.app import build_app
+from relay.config import load_config
+from tests.conftest import sample, wait_until
+from tests.fakes.slack import FakeSlack, SlackMessage
+from tests.fakes.telegram import FakeTelegram, TelegramMessage
+
+RUN = "5e1f0000-aaaa-4bbb-8ccc-000000000001"
+CHAT = "-1001234567890"
+TOTAL = 10
+
+Client = TestClient[Any, web.Application]
+
+
+def config_text(slack: FakeSlack, telegram: FakeTelegram, interval: str = "0s") -> str:
+    return f"""
+auth: {{allow_unsigned: true}}
+store: {{url: "sqlite:///relay.db", sync: normal}}
+delivery: {{workers: 4, backoff: {{initial: 10ms, max: 50ms}}, shutdown_grace: 1s}}
+channels:
+  team-slack:
+    type: slack
+    token: xoxb-test-token
+    channel: "#video-alerts"
+    api_url: {slack.api_url}
+    rate_limit: off
+  ops-telegram:
+    type: telegram
+    token: "123456:TEST-token"
+    chat_id: "{CHAT}"
+    api_url: {telegram.base_url.removesuffix("/bot")}
+    rate_limit: off
+routes:
+  - name: cards
+    to: [team-slack, ops-telegram]
+    mode: card
+    thread: true
+    broadcast_failures: true
+    card_interval: {interval}
+"""
+
+
+def started() -> dict[str, Any]:
+    body = sample("run_started_youtube")
+    body.update(run_id=RUN, node_status_counts={"completed": 0, "in_progress": TOTAL, "failed": 0})
+    return body
+
+
+def progress(k: int) -> dict[str, Any]:
+    """Progress step k (1..20): nodes complete every other step; node-7 fails at step 15."""
+    failed = 1 if k >= 15 else 0
+    completed = min(TOTAL - failed, k // 2)
+    body = sample("run_progress")
+    body.update(
+        run_id=RUN,
+        node_status_counts={
+            "completed": completed,
+            "in_progress": TOTAL - completed - failed,
+            "failed": failed,
+        },
+        updated_nodes=[
+            {
+                "original_node_id": f"node-{k}",
+                "status": "running",
+                "status_message": None,
+                "outputs": [],
+            }
+        ],
+    )
+    if k == 15:
+        body["updated_nodes"] = [
+            {
+                "original_node_id": "node-7",
+                "status": "failed",
+                "status_message": "GPU <b>out</b> of memory",
+                "outputs": [],
+            }
+        ]
+    return body
+
+
+def finished() -> dict[str, Any]:
+    body = sample("run_finished_partial_schedule")
+    body.update(
+        run_id=RUN,
+        agent_id=started()["agent_id"],
+        node_status_counts={"completed": TOTAL - 1, "in_progress": 0, "failed": 1},
+    )
+    return body
+
+
+# 20 progress events, some late (5 after 8, 12 after 16) and one repeated (3 again after 10).
+ORDER = [1, 2, 3, 4, 6, 7, 8, 5, 9, 10, 3, 11, 13, 14, 15, 16, 12, 17, 18, 19, 20]
+
+
+def slack_rank(text: str) -> tuple[int, int]:
+    terminal = int(not text.startswith("⏳") and not text.startswith("🚀"))
+    found = re.search(r"(\d+)/(\d+) nodes", text)
+    return terminal, int(found.group(1)) if found else 0
+
+
+def card_versions_slack(message: SlackMessage) -> list[str]:
+    return [json.dumps(v.blocks) for v in message.history] + [json.dumps(message.blocks)]
+
+
+def progress_of(text: str) -> int:
+    found = re.search(r"(\d+)/(\d+) nodes", text)
+    return int(found.group(1)) if found else 0
+
+
+@pytest.fixture
+async def start_relay(
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    fake_telegram: FakeTelegram,
+) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
+    clients: list[Client] = []
+
+    async def start(interval: str = "0s") -> Client:
+        path = tmp_path / "relay.yaml"
+        path.write_text(config_text(fake_slack, fake_telegram, interval))
+        client: Client = TestClient(TestServer(build_app(load_config(path, env={}))))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+async def post(client: Client, body: dict[str, Any]) -> int:
+    answer = await client.post("/webhooks/mosaic", data=json.dumps(body))
+    return answer.status
+
+
+def slack_card(slack: FakeSlack) -> list[SlackMessage]:
+    return [m for m in slack.messages("#video-alerts") if m.thread_ts is None]
+
+
+def telegram_card(telegram: FakeTelegram) -> list[TelegramMessage]:
+    return [m for m in telegram.messages(CHAT) if m.reply_to is None]
+
+
+async def settled(client: Client) -> None:
+    from relay.app import RELAY
+
+    store = client.app[RELAY].store
+
+    async def idle() -> bool:
+        return all(row.state in ("sent", "dead") for row in await store.status())
+
+    await wait_until(idle, timeout=15)
+
+
+async def check_run(slack: FakeSlack, telegram: FakeTelegram) -> None:
+    cards = slack_card(slack)
+    assert len(cards) == 1, "exactly one chat.postMessage for the card"
+    card = cards[0]
+    versions = card_versions_slack(card)
+    ranks = [slack_rank(v) for v in [h.text for h in card.history] + [card.text]]
+    ranks = [(t, progress_of(b)) for (t, _), b in zip(ranks, versions, strict=True)]
+    assert ranks == sorted(ranks), f"edits went backwards: {ranks}"
+    assert "Partially complete" in card.text
+    assert f"{TOTAL - 1}/{TOTAL} nodes" in versions[-1]
+
+    replies = slack.replies("#video-alerts", card.ts)
+    texts = [r.text for r in replies]
+    assert len(replies) == 3, texts  # node-7's failure + two outputs
+    failure = next(r for r in replies if "node-7" in r.text)
+    assert "GPU &lt;b&gt;out&lt;/b&gt; of memory" in failure.text
+    assert failure.reply_broadcast is True
+    assert sum("Output" in t for t in texts) == 2
+
+    tcards = telegram_card(telegram)
+    assert len(tcards) == 1, "exactly one Telegram send for the card"
+    tcard = tcards[0]
+    tversions = [v.content or "" for v in tcard.history] + [tcard.content or ""]
+    tprogress = [progress_of(v) for v in tversions]
+    assert tprogress == sorted(tprogress), tprogress
+    assert "Partially complete" in (tcard.content or "")
+    treplies = [m for m in telegram.messages(CHAT) if m.reply_to is not None]
+    assert len(treplies) == 3
+    assert all(m.reply_to and m.reply_to.message_id == tcard.message_id for m in treplies)
+    assert any("GPU <b>out</b> of memory" in (m.content or "") for m in treplies)
+
+
+async def test_one_card_per_run_edits_forward_only_with_thread_replies(
+    start_relay: Callable[..., Awaitable[Client]],
+    fake_slack: FakeSlack,
+    fake_telegram: FakeTelegram,
+) -> None:
+    client = await start_relay()
+    assert await post(client, started()) == 202
+    statuses = [await post(client, progress(k)) for k in ORDER]
+    assert statuses.count(200) == 1  # the repeated step 3 is a duplicate
+    assert await post(client, finished()) == 202
+    await settled(client)
+    await check_run(fake_slack, fake_telegram)
+
+
+async def test_card_survives_a_restart_between_progress_events(
+    start_relay: Callable[..., Awaitable[Client]],
+    fake_slack: FakeSlack,
+    fake_telegram: FakeTelegram,
+) -> None:
+    first = await start_relay()
+    await post(first, started())
+    for k in ORDER[:8]:
+        await post(first, progress(k))
+    await settled(first)
+    await first.close()
+
+    second = await start_relay()
+    for k in ORDER[8:]:
+        await post(second, progress(k))
+    await post(second, finished())
+    await settled(second)
+    await check_run(fake_slack, fake_telegram)
+
+
+async def test_coalescing_sends_at_most_one_edit_per_interval_and_the_final_state(
+    start_relay: Callable[..., Awaitable[Client]],
+    fake_slack: FakeSlack,
+    fake_telegram: FakeTelegram,
+) -> None:
+    client = await start_relay(interval="400ms")
+    await post(client, started())
+    await settled(client)
+    for k in range(1, 21):
+        await post(client, progress(k))
+    await post(client, finished())
+    await settled(client)
+    card = slack_card(fake_slack)[0]
+    edits = len(card.history)
+    assert edits <= 6, f"{edits} edits for 21 quick updates"
+    assert "Partially complete" in card.text
+    updates = fake_slack.calls_for("chat.update")
+    times = [call.received_at for call in updates]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap >= 0.35 for gap in gaps), gaps
+
+
+async def test_older_state_arriving_late_never_overwrites_the_card(
+    start_relay: Callable[..., Awaitable[Client]],
+    fake_slack: FakeSlack,
+    fake_telegram: FakeTelegram,
+) -> None:
+    client = await start_relay()
+    await post(client, started())
+    await post(client, finished())
+    await settled(client)
+    before = slack_card(fake_slack)[0]
+    edits = len(before.history)
+    await post(client, progress(9))  # late and older: must not show
+    await settled(client)
+    after = slack_card(fake_slack)[0]
+    assert len(after.history) == edits
+    assert "Partially complete" in after.text
