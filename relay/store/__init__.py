@@ -15,6 +15,7 @@ from relay.store.base import (
     Store,
     StoreError,
 )
+from relay.store.redis import RedisStore
 from relay.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -24,20 +25,25 @@ __all__ = [
     "JobSpec",
     "JobState",
     "NewEvent",
+    "RedisStore",
     "SQLiteStore",
     "Store",
     "StoreError",
+    "display_url",
     "open_store",
 ]
 
 _SQLITE_FORMS = "sqlite:///relay.db (relative to the config file) or sqlite:////absolute/path.db"
 
 
-def open_store(url: str, base_dir: Path, *, sync: str, create: bool = True) -> Store:
+def open_store(
+    url: str, base_dir: Path, *, sync: str, create: bool = True, retention: float = 7 * 86400.0
+) -> Store:
     """The store ``url`` names, not yet opened (``await store.open()``).
 
-    A relative SQLite path is resolved against ``base_dir``. Error messages never repeat the URL:
-    a Redis URL may carry a password.
+    A relative SQLite path is resolved against ``base_dir``; ``redis://`` and ``rediss://`` URLs
+    open a ``RedisStore`` (dedup keys expire after ``retention``). Error messages never repeat
+    the URL: a Redis URL may carry a password.
     """
     if sync not in ("full", "normal"):
         raise StoreError(f"store sync must be 'full' or 'normal', not {sync!r}")
@@ -46,9 +52,14 @@ def open_store(url: str, base_dir: Path, *, sync: str, create: bool = True) -> S
     if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
         raise StoreError(f"store url must look like {_SQLITE_FORMS}")
     if scheme in ("redis", "rediss"):
-        raise StoreError("redis store not available yet: use " + _SQLITE_FORMS)
+        return RedisStore(
+            url, retention=retention, sync="full" if sync == "full" else "normal", create=create
+        )
     if scheme != "sqlite":
-        raise StoreError(f"unknown store url scheme {scheme!r}: use {_SQLITE_FORMS}")
+        raise StoreError(
+            f"unknown store url scheme {scheme!r}: use {_SQLITE_FORMS}, "
+            "or redis://host:6379/0 for several replicas"
+        )
     if not rest.startswith("/") or rest == "/" or any(ch in rest for ch in "?#"):
         raise StoreError(f"store url must look like {_SQLITE_FORMS}")
     path = Path(rest[1:])
@@ -57,3 +68,14 @@ def open_store(url: str, base_dir: Path, *, sync: str, create: bool = True) -> S
         sync="full" if sync == "full" else "normal",
         create=create,
     )
+
+
+def display_url(url: str) -> str:
+    """``url`` fit to print: any user and password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"

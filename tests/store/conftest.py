@@ -7,23 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from relay.store import JobSpec, NewEvent, SQLiteStore, Store
+from relay.store import JobSpec, NewEvent, RedisStore, SQLiteStore, Store
+from tests.redis_server import RedisServer, redis_namespace, redis_server  # noqa: F401
 
 StoreFactory = Callable[[], Store]
 """Makes a new, unopened store on the same data (to reopen after ``close``)."""
 
 
-def _sqlite(tmp_path: Path) -> StoreFactory:
-    path = tmp_path / "relay.db"
+def _sqlite(request: pytest.FixtureRequest) -> StoreFactory:
+    path: Path = request.getfixturevalue("tmp_path") / "relay.db"
     return lambda: SQLiteStore(path)
 
 
-FACTORIES: dict[str, Callable[[Path], StoreFactory]] = {"sqlite": _sqlite}
+def _redis(request: pytest.FixtureRequest) -> StoreFactory:
+    server: RedisServer = request.getfixturevalue("redis_server")
+    namespace: str = request.getfixturevalue("redis_namespace")
+    return lambda: RedisStore(server.url, namespace=namespace, sync=server.sync)
+
+
+FACTORIES: dict[str, Callable[[pytest.FixtureRequest], StoreFactory]] = {
+    "sqlite": _sqlite,
+    "redis": _redis,
+}
+"""Backend name -> factory; a factory asks ``request`` for the fixtures it needs."""
 
 
 @pytest.fixture(params=sorted(FACTORIES))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return FACTORIES[request.param](tmp_path)
+def make_store(request: pytest.FixtureRequest) -> StoreFactory:
+    return FACTORIES[request.param](request)
 
 
 @pytest.fixture

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from relay.store import AcceptResult, JobSpec, SQLiteStore, StoreError, open_store, sqlite
+from relay.store import (
+    AcceptResult,
+    JobSpec,
+    RedisStore,
+    SQLiteStore,
+    StoreError,
+    open_store,
+    sqlite,
+)
 from tests.store.conftest import new_event, specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -292,10 +300,15 @@ def test_open_store_resolves_relative_and_absolute_paths(tmp_path: Path) -> None
     assert not read_only.create
 
 
+def test_open_store_gives_a_redis_store_for_redis_urls() -> None:
+    store = open_store("redis://:hunter2@127.0.0.1:6379/0", Path("."), sync="full")
+    assert isinstance(store, RedisStore)
+    assert "hunter2" not in repr(store)
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://:hunter2@127.0.0.1:6379/0", "redis store not available yet"),
         ("mysql://root:hunter2@db/relay", "unknown store url scheme 'mysql'"),
         ("sqlite://hunter2/relay.db", "must look like"),
         ("sqlite:///", "must look like"),
