@@ -20,6 +20,7 @@ from relay.receiver import Receiver, error
 from relay.reload import Reloader
 from relay.runtime import Runtime
 from relay.store import Store, open_store
+from relay.ui.routes import setup_ui
 
 __all__ = ["RELAY", "Relay", "StartupError", "build_app"]
 
@@ -82,10 +83,9 @@ async def json_errors(
         if exc.status < 400:
             raise
         response = error(exc.status, exc.reason or "error")
-        if exc.status == 405:
-            allow = exc.headers.get("Allow")
-            if allow:
-                response.headers["Allow"] = allow
+        for header in ("Allow", "WWW-Authenticate"):
+            if header in exc.headers:
+                response.headers[header] = exc.headers[header]
         return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -100,7 +100,12 @@ def build_app(
     config = loaded.config
     runtime = Runtime.build(loaded)
     if store is None:
-        store = open_store(config.store.url, loaded.base_dir, sync=config.store.sync)
+        store = open_store(
+            config.store.url,
+            loaded.base_dir,
+            sync=config.store.sync,
+            retention=config.store.retention,
+        )
     holder: list[Relay] = []
     metrics = Metrics()
     dispatcher = Dispatcher(store, lambda: holder[0].runtime, metrics=metrics)
@@ -116,13 +121,20 @@ def build_app(
     relay.reloader = Reloader(relay, loaded.path, on_swap=lambda _: dispatcher.notify())
     holder.append(relay)
 
-    app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
+    app = web.Application(
+        middlewares=[json_errors],
+        client_max_size=config.server.max_body_bytes,
+        # aiohttp closes a connection still waiting for (the rest of) its request headers when
+        # this elapses: the header deadline for slow clients, and the idle keep-alive limit.
+        handler_args={"keepalive_timeout": config.server.read_timeout},
+    )
     app[RELAY] = relay
     app.router.add_post(config.server.path, receiver.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
-    app.router.add_post("/-/reload", reload_endpoint)
+    app.router.add_route("*", "/-/reload", reload_endpoint)
+    setup_ui(app, relay)
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
@@ -188,6 +200,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 async def reload_endpoint(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
     require_admin(request, relay.runtime)
+    if request.method != "POST":
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     assert relay.reloader is not None
     result = await relay.reloader.reload("POST /-/reload")
     if not result["ok"]:

@@ -65,6 +65,9 @@ class ServerSettings(StrictModel):
     admin_token: SecretStr | None = None
     max_in_flight: PositiveInt = 512
     """Webhooks handled at once; beyond that the relay answers 503 + Retry-After."""
+    read_timeout: Duration = Field(10.0, gt=0)
+    """Slow-client limit: the headers (from connecting, or after the previous answer) and then
+    the body must each arrive within it; an idle keep-alive connection is closed after it too."""
 
     @field_validator("path")
     @classmethod
@@ -214,8 +217,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     config, unset = parse_config(text, file.name, env)
     return LoadedConfig(
         config=config,
-        path=file.resolve(),
-        base_dir=file.resolve().parent,
+        path=file.absolute(),
+        base_dir=file.absolute().parent,
         sha256=hashlib.sha256(raw).hexdigest(),
         unset_vars=unset,
     )
@@ -234,14 +237,21 @@ def parse_config(
         raise ConfigError(source, [ConfigIssue(1, "", "the file must be a mapping of sections")])
     interpolate(located, env)
     unset = tuple(sorted(set(located.unset_vars.values())))
+    references = _reference_issues(located)
     try:
         config = RelayConfig.model_validate(located.data)
     except ValidationError as exc:
-        raise ConfigError(source, _pydantic_issues(exc, located)) from None
-    issues = _cross_check(config, located) + _template_issues(config, located)
+        raise ConfigError(
+            source, _in_file_order(_pydantic_issues(exc, located) + references)
+        ) from None
+    issues = _secret_issues(config, located) + references + _template_issues(config, located)
     if issues:
-        raise ConfigError(source, issues)
+        raise ConfigError(source, _in_file_order(issues))
     return config, unset
+
+
+def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return sorted(issues, key=lambda issue: issue.line or 0)
 
 
 def dotted(path: tuple[str | int, ...]) -> str:
@@ -320,49 +330,61 @@ def _suggest(name: str, known: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _cross_check(config: RelayConfig, located: Located) -> list[ConfigIssue]:
+def _secret_issues(config: RelayConfig, located: Located) -> list[ConfigIssue]:
+    if config.auth.secrets or config.auth.allow_unsigned:
+        return []
+    unset = _unset_below(("auth", "secrets"), located)
+    hint = f" (environment variable {unset} is not set)" if unset else ""
+    message = (
+        "no webhook secret configured; set one, or set auth.allow_unsigned: true "
+        "to accept unsigned webhooks" + hint
+    )
+    return [ConfigIssue(located.line_of(("auth", "secrets")), "auth.secrets", message)]
+
+
+def _names(section: object) -> list[str]:
+    return [name for name in section if isinstance(name, str)] if isinstance(section, dict) else []
+
+
+def _reference_issues(located: Located) -> list[ConfigIssue]:
+    """Names that routes and channels refer to, checked on the raw data so these errors are
+    reported together with schema errors (``relay check`` shows every error at once)."""
+    data = located.data
+    channels, templates = _names(data.get("channels")), _names(data.get("templates"))
     issues: list[ConfigIssue] = []
 
-    def issue(path: tuple[str | int, ...], message: str) -> None:
-        issues.append(ConfigIssue(located.line_of(path), dotted(path), message))
+    def issue(
+        path: tuple[str | int, ...], message: str, line_path: tuple[str | int, ...] = ()
+    ) -> None:
+        issues.append(ConfigIssue(located.line_of(line_path or path), dotted(path), message))
 
-    channels = list(config.channels)
-    templates = list(config.templates)
-    if not config.auth.secrets and not config.auth.allow_unsigned:
-        unset = _unset_below(("auth", "secrets"), located)
-        hint = f" (environment variable {unset} is not set)" if unset else ""
-        issue(
-            ("auth", "secrets"),
-            "no webhook secret configured; set one, or set auth.allow_unsigned: true "
-            "to accept unsigned webhooks" + hint,
-        )
-    for name, channel in config.channels.items():
-        if channel.template and channel.template not in config.templates:
-            issue(
-                ("channels", name, "template"),
-                f"unknown template '{channel.template}'{_suggest(channel.template, templates)}",
-            )
-    route_names: dict[str, int] = {}
-    for index, route in enumerate(config.routes):
-        if route.name:
-            if route.name in route_names:
-                issue(("routes", index, "name"), f"duplicate route name '{route.name}'")
-            route_names[route.name] = index
-        for position, target in enumerate(route.to):
-            if target not in config.channels:
-                line_path = ("routes", index, "to", position) if _is_list(located, index) else ()
-                issues.append(
-                    ConfigIssue(
-                        located.line_of(line_path or ("routes", index, "to")),
-                        dotted(("routes", index, "to")),
-                        f"unknown channel '{target}'{_suggest(target, channels)}",
-                    )
+    def unknown_template(path: tuple[str | int, ...], name: object) -> None:
+        if isinstance(name, str) and name not in templates:
+            issue(path, f"unknown template '{name}'{_suggest(name, templates)}")
+
+    for name, channel in (data.get("channels") or {}).items() if channels else ():
+        if isinstance(channel, dict):
+            unknown_template(("channels", name, "template"), channel.get("template"))
+    routes = data.get("routes")
+    route_names: set[str] = set()
+    for index, route in enumerate(routes if isinstance(routes, list) else []):
+        if not isinstance(route, dict):
+            continue
+        name = route.get("name")
+        if isinstance(name, str):
+            if name in route_names:
+                issue(("routes", index, "name"), f"duplicate route name '{name}'")
+            route_names.add(name)
+        targets = route.get("to")
+        listed = isinstance(targets, list)
+        for position, target in enumerate(targets if isinstance(targets, list) else [targets]):
+            if isinstance(target, str) and target not in channels:
+                issue(
+                    ("routes", index, "to"),
+                    f"unknown channel '{target}'{_suggest(target, channels)}",
+                    ("routes", index, "to", position) if listed else (),
                 )
-        if route.template and route.template not in config.templates:
-            issue(
-                ("routes", index, "template"),
-                f"unknown template '{route.template}'{_suggest(route.template, templates)}",
-            )
+        unknown_template(("routes", index, "template"), route.get("template"))
     return issues
 
 
@@ -396,13 +418,6 @@ def _template_issue(
         line += exc.lineno - 1  # a block scalar starts on the next line; close enough to find
     where = f" (line {exc.lineno} of the template)" if exc.lineno else ""
     return ConfigIssue(line, dotted(path), f"template error{where}: {exc.message}")
-
-
-def _is_list(located: Located, index: int) -> bool:
-    try:
-        return isinstance(located.data["routes"][index]["to"], list)
-    except (KeyError, IndexError, TypeError):
-        return False
 
 
 def route_label(route: RouteSettings, index: int) -> str:

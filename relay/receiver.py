@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -11,7 +12,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import ValidationError
 
 from relay.events import Event
@@ -81,7 +84,17 @@ def parse_json(body: bytes) -> Any:
         raise
     except (ValueError, RecursionError) as exc:
         raise BadPayload(f"body is not valid JSON: {_short(exc)}") from None
+    if b"\\u" in body:
+        _reject_lone_surrogates(value)
     return value
+
+
+def _reject_lone_surrogates(value: Any) -> None:
+    """A ``\\uD800``-style escape without its pair decodes to text that is not Unicode."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadPayload("body has a lone UTF-16 surrogate escape in a string") from None
 
 
 def _scan_depth(text: str) -> None:
@@ -106,8 +119,19 @@ def _scan_depth(text: str) -> None:
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc)
+    text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+async def _read_body(content: StreamReader, limit: int) -> bytes | None:
+    """The body, or None as soon as it is longer than ``limit`` (the rest is never buffered)."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return None if len(body) > limit else bytes(body)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -159,7 +183,9 @@ class Receiver:
 
     async def _admit(self, request: web.Request) -> web.Response:
         if self.draining:
-            return error(503, "shutting down; retry shortly")
+            answer = error(503, "shutting down; retry shortly")
+            answer.force_close()
+            return answer
         runtime = self._runtime()
         server = runtime.loaded.config.server
         if self._in_flight >= server.max_in_flight:
@@ -171,16 +197,21 @@ class Receiver:
             self._in_flight -= 1
 
     async def _handle(self, request: web.Request, runtime: Runtime) -> web.Response:
-        limit = runtime.loaded.config.server.max_body_bytes
+        server = runtime.loaded.config.server
+        limit = server.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return error(413, f"body larger than {limit} bytes")
-        body = await request.content.read(limit + 1)
-        while len(body) <= limit and not request.content.at_eof():
-            chunk = await request.content.read(limit + 1 - len(body))
-            if not chunk:
-                break
-            body += chunk
-        if len(body) > limit:
+        try:
+            async with asyncio.timeout(server.read_timeout):
+                body = await _read_body(request.content, limit)
+        except TimeoutError:
+            answer = error(408, f"body not received within {server.read_timeout:g}s")
+            answer.force_close()
+            return answer
+        except (RequestPayloadError, HttpProcessingError, ConnectionError) as exc:
+            detail = _short(exc).removeprefix("400, message: ")
+            return error(400, f"cannot read the body: {detail}")
+        if body is None:
             return error(413, f"body larger than {limit} bytes")
 
         if runtime.secrets or not runtime.loaded.config.auth.allow_unsigned:
@@ -244,5 +275,11 @@ class Receiver:
             extra={"event_id": result.event_id, "run_id": event.run_id},
         )
         if is_test:
-            return web.json_response({"status": "ok", "event_id": result.event_id})
-        return web.json_response({"status": "accepted", "event_id": result.event_id}, status=202)
+            answer = web.json_response({"status": "ok", "event_id": result.event_id})
+            answer[RESULT_KEY] = "ok"
+        else:
+            answer = web.json_response(
+                {"status": "accepted", "event_id": result.event_id}, status=202
+            )
+        answer[FLAG_KEY] = event.flag
+        return answer
