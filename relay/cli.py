@@ -17,14 +17,19 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config
+from relay.config import _one_or_many as one_or_many
+from relay.confmodel import _DURATION as DURATION_PATTERN
+from relay.confmodel import parse_duration
 from relay.events import Event
 from relay.logs import setup_logging
 from relay.receiver import SIGNATURE_HEADER, BadPayload, parse_json
 from relay.render import RenderError
 from relay.runtime import Runtime
-from relay.store import StoreError, open_store
+from relay.store import StoreError, display_url, open_store
 
 __all__ = ["main"]
 
@@ -71,13 +76,6 @@ async def _serve(
     except (StartupError, OSError) as exc:
         await runner.cleanup()
         raise CliError(f"cannot start: {exc}") from None
-    bound = runner.addresses[0]
-    print(
-        f"relay listening on http://{bound[0]}:{bound[1]}{server.path} "
-        f"(config {loaded.source}, store {loaded.config.store.url})",
-        file=sys.stderr,
-        flush=True,
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,8 +90,19 @@ async def _serve(
             task.add_done_callback(pending.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    bound = runner.addresses[0]
+    print(
+        f"relay listening on http://{bound[0]}:{bound[1]}{server.path} "
+        f"(config {loaded.source}, store {display_url(loaded.config.store.url)})",
+        file=sys.stderr,
+        flush=True,
+    )
     await stop.wait()
     print("relay stopping: finishing in-flight deliveries", file=sys.stderr, flush=True)
+    relay = app[RELAY]
+    # Drain while still answering: new webhooks get 503 (Connection: close), sends finish.
+    relay.receiver.draining = True
+    await relay.dispatcher.stop(loaded.config.delivery.shutdown_grace)
     await runner.cleanup()
     return 0
 
@@ -102,7 +111,15 @@ async def _serve(
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    loaded = load(args.config)
+    """Every error at once, in file order, one per line on stderr; else the summary."""
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        issues = sorted(exc.issues, key=lambda issue: (issue.line is None, issue.line or 0))
+        for issue in issues:
+            print(issue.format(exc.source), file=sys.stderr)
+        print(f"relay: {exc.source}: {len(issues)} error(s)", file=sys.stderr)
+        return 1
     print(summary(loaded))
     return 0
 
@@ -116,7 +133,9 @@ def summary(loaded: LoadedConfig) -> str:
         f"  auth: {secrets} secret(s)"
         + (" (unsigned allowed)" if config.auth.allow_unsigned else "")
     )
-    lines.append(f"  store: {config.store.url} (sync {config.store.sync})")
+    lines.append(f"  store: {display_url(config.store.url)} (sync {config.store.sync})")
+    admin = "on" if config.server.admin_token is not None else "off (no server.admin_token)"
+    lines.append(f"  admin endpoints: {admin}")
     lines.append(f"  channels ({len(config.channels)}):")
     for name, channel in config.channels.items():
         lines.append(f"    - {name} ({channel.type})")
@@ -189,17 +208,14 @@ def route_test(runtime: Runtime, raw: bytes) -> dict[str, Any]:
             "mode": delivery.route.mode,
         }
         try:
-            message = runtime.renderer.render(
-                channel.render_kind,
+            message = runtime.render(
+                delivery.channel,
                 delivery.template,
                 event,
                 event_id="(dry-run)",
                 route=delivery.route.name,
-                channel=delivery.channel,
-                limits=channel.limits,
                 run_started_at=now,
                 now=now,
-                body_template=getattr(getattr(channel, "settings", None), "body", None),
             )
         except RenderError as exc:
             entry["error"] = str(exc)
@@ -272,8 +288,13 @@ async def _send_samples(url: str, secret: str | None, names: Sequence[str]) -> i
 
 
 async def _with_store(loaded: LoadedConfig, action: Any) -> Any:
+    settings = loaded.config.store
     store = open_store(
-        loaded.config.store.url, loaded.base_dir, sync=loaded.config.store.sync, create=False
+        settings.url,
+        loaded.base_dir,
+        sync=settings.sync,
+        create=False,
+        retention=settings.retention,
     )
     try:
         await store.open()
@@ -333,8 +354,43 @@ def _age(seconds: float) -> str:
     return f"{whole}s"
 
 
+# --- schema ------------------------------------------------------------------------------------
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class EditorSchema(GenerateJsonSchema):
+    """What the YAML may say before the validators convert it: editors check the text as typed.
+
+    A duration is a number or a string like ``5m``; a match value or ``to:`` is one name or a list.
+    """
+
+    def function_before_schema(
+        self, schema: core_schema.BeforeValidatorFunctionSchema
+    ) -> JsonSchemaValue:
+        function = schema["function"]["function"]
+        if function is parse_duration:
+            return {
+                "anyOf": [
+                    {"type": "number", "minimum": 0},
+                    {"type": "string", "pattern": DURATION_PATTERN.pattern},
+                ]
+            }
+        if function is one_or_many:
+            many = self.generate_inner(schema["schema"])
+            return {"anyOf": [{"type": "string"}, {**many, "minItems": 1}]}
+        return super().function_before_schema(schema)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of relay.yaml (``config/relay.schema.json`` is this, committed)."""
+    schema = RelayConfig.model_json_schema(by_alias=True, schema_generator=EditorSchema)
+    schema.pop("title", None)
+    return {"$schema": SCHEMA_DIALECT, "title": "Mosaic Relay config (relay.yaml)", **schema}
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(RelayConfig.model_json_schema(by_alias=True), indent=2))
+    print(json.dumps(config_schema(), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -402,3 +458,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `relay schema | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

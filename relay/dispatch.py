@@ -20,12 +20,13 @@ from pydantic import ValidationError
 
 from relay.cards import Later, run_card_job
 from relay.channels import Message, PermanentError, RetryableError
+from relay.confmodel import RateLimit
 from relay.events import Event
 from relay.metrics import Metrics
 from relay.ratelimit import RateLimiter
 from relay.render import RenderError
 from relay.runtime import Runtime
-from relay.store.base import Job, Store
+from relay.store.base import Job, SharedRateLimits, Store
 
 __all__ = ["Dispatcher", "backoff_delay"]
 
@@ -80,7 +81,10 @@ class Dispatcher:
         self._stopping = True
         self._wake.set()
         if self._loop_task is not None:
-            self._loop_task.cancel()
+            # Let a claim under way finish (its jobs then run or are given back), not strand it.
+            done, _ = await asyncio.wait({self._loop_task}, timeout=5.0)
+            if not done:
+                self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         if self._tasks:
@@ -90,18 +94,34 @@ class Dispatcher:
             if pending:
                 await asyncio.wait(pending)
 
+    def _claim_plan(self, workers: int, share: int) -> tuple[int, list[str], int]:
+        """How many jobs to claim, which channels to skip, and the per-channel cap.
+
+        Up to ``workers`` sends run at once, at most ``share`` per channel. Beyond that, a small
+        reserve of extra slots serves only channels with nothing in flight, so channels stuck on
+        slow sends can never starve the others.
+        """
+        busy = len(self._tasks)
+        if busy < workers:
+            full = [name for name, count in self._per_channel.items() if count >= share]
+            return workers - busy, full, share
+        reserve = max(1, workers // 2)
+        if busy < workers + reserve:
+            active = [name for name, count in self._per_channel.items() if count > 0]
+            return workers + reserve - busy, active, 1
+        return 0, [], 0
+
     async def _claim_loop(self) -> None:
         while not self._stopping:
             delivery = self._runtime().loaded.config.delivery
-            free = delivery.workers - len(self._tasks)
+            share = delivery.per_channel or max(1, delivery.workers // 2)
+            limit, skip, cap = self._claim_plan(delivery.workers, share)
             self._wake.clear()
             jobs: list[Job] = []
-            if free > 0:
-                share = delivery.per_channel or max(1, delivery.workers // 2)
-                full = [name for name, count in self._per_channel.items() if count >= share]
+            if limit > 0:
                 try:
                     jobs = await self._store.claim(
-                        now=self._clock(), lease=delivery.lease, limit=free, exclude_channels=full
+                        now=self._clock(), lease=delivery.lease, limit=limit, exclude_channels=skip
                     )
                 except Exception:
                     log.exception("claiming jobs failed; retrying")
@@ -109,6 +129,9 @@ class Dispatcher:
             for job in jobs:
                 if job.id in self._running:
                     continue  # its lease ran out while we still send it: not twice
+                if self._per_channel.get(job.channel, 0) >= cap:
+                    await self._store.release(job.id)  # its channel just reached its cap
+                    continue
                 self._running.add(job.id)
                 self._per_channel[job.channel] = self._per_channel.get(job.channel, 0) + 1
                 task = asyncio.create_task(self._run(job), name=f"relay-job-{job.id}")
@@ -116,7 +139,7 @@ class Dispatcher:
                 started += 1
             if started:
                 continue
-            await self._idle_wait(free > 0)
+            await self._idle_wait(limit > 0)
 
     async def _idle_wait(self, could_claim: bool) -> None:
         timeout = 1.0
@@ -148,6 +171,17 @@ class Dispatcher:
             self._per_channel[job.channel] -= 1
             self._wake.set()
 
+    async def _acquire_rate(self, key: str, limit: RateLimit | None, now: float) -> float:
+        """0 when a send may go now, else seconds to wait; shared by replicas when the store can."""
+        blocked = self._limiter.blocked_for(key, now)
+        if blocked > 0:
+            return blocked
+        if limit is None:
+            return 0.0
+        if isinstance(self._store, SharedRateLimits):
+            return await self._store.acquire_rate(key, limit.per_second, limit.burst, now)
+        return self._limiter.try_acquire(key, limit, now)
+
     async def deliver(self, job: Job) -> None:
         runtime = self._runtime()
         channel = runtime.channels.get(job.channel)
@@ -155,9 +189,7 @@ class Dispatcher:
         if channel is None:
             await self._dead(job, f"channel '{job.channel}' is no longer configured")
             return
-        wait = self._limiter.try_acquire(
-            channel.rate_key, runtime.rate_limits.get(job.channel), now
-        )
+        wait = await self._acquire_rate(channel.rate_key, runtime.rate_limits.get(job.channel), now)
         if wait > 0:
             await self._store.mark_retry(
                 job.id, next_attempt_at=now + wait, error="paced by rate limit", count_attempt=False
@@ -171,17 +203,14 @@ class Dispatcher:
             return
 
         def render() -> Message:
-            return runtime.renderer.render(
-                channel.render_kind,
+            return runtime.render(
+                job.channel,
                 job.template,
                 event,
                 event_id=job.event_id,
                 route=job.route,
-                channel=job.channel,
-                limits=channel.limits,
                 run_started_at=job.run_started_at,
                 now=now,
-                body_template=getattr(getattr(channel, "settings", None), "body", None),
             )
 
         route = runtime.router.route_named(job.route) if job.mode == "card" else None
@@ -192,6 +221,7 @@ class Dispatcher:
                 return await call
 
         note = "sent"
+        rendered: str | None = None
         try:
             if route is not None:
                 outcome = await run_card_job(
@@ -207,11 +237,15 @@ class Dispatcher:
                     return
                 note = outcome.note
             else:
-                await bounded(channel.send(render()))
+                message = render()
+                await bounded(channel.send(message))
+                rendered = message.text
         except RenderError as exc:
             await self._dead(job, f"template error: {exc}")
             return
         except RetryableError as exc:
+            if exc.rate_limited and exc.retry_after:
+                self._limiter.block(channel.rate_key, self._clock() + exc.retry_after)
             await self._retry(job, exc.reason, exc.retry_after, count=not exc.rate_limited)
             return
         except PermanentError as exc:
@@ -221,7 +255,7 @@ class Dispatcher:
             await self._retry(job, f"no answer within {timeout:g}s", None, count=True)
             return
         sent_at = self._clock()
-        await self._store.mark_sent(job.id, now=sent_at)
+        await self._store.mark_sent(job.id, now=sent_at, rendered=rendered)
         self._count(job, "sent")
         if self._metrics is not None:
             latency = max(0.0, sent_at - job.created_at)
@@ -255,7 +289,7 @@ class Dispatcher:
             )
         age_from = getattr(job, "age_from", job.created_at)
         if now + delay - age_from > delivery.max_age:
-            await self._dead(job, f"gave up after {delivery.max_age:.0f}s: {reason}")
+            await self._dead(job, f"gave up after {delivery.max_age:g}s: {reason}")
             return
         await self._store.mark_retry(
             job.id, next_attempt_at=now + delay, error=reason, count_attempt=count
@@ -270,7 +304,7 @@ class Dispatcher:
                 "run_id": job.run_id,
                 "channel": job.channel,
                 "attempt": job.attempts + 1,
-                "outcome": "retry",
+                "outcome": "retried",
             },
         )
 

@@ -18,6 +18,20 @@ class _Bucket:
 class RateLimiter:
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
+        self._blocked_until: dict[str, float] = {}
+
+    def block(self, key: str, until: float) -> None:
+        """The destination said "not before ``until``" (a 429's Retry-After): hold every send."""
+        self._blocked_until[key] = max(until, self._blocked_until.get(key, 0.0))
+
+    def blocked_for(self, key: str, now: float) -> float:
+        until = self._blocked_until.get(key)
+        if until is None:
+            return 0.0
+        if until <= now:
+            del self._blocked_until[key]
+            return 0.0
+        return until - now
 
     def try_acquire(self, key: str, limit: RateLimit | None, now: float) -> float:
         """Take a token now and return 0, or return the seconds until one is available."""

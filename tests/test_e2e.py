@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,50 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import read_jsonl, sample_names
+from tests.relay_process import RelayProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class RelayProcess:
-    def __init__(self, config: Path) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("MOSAIC_WEBHOOK_SECRET", None)
-        self.stderr_path = config.parent / "stderr.log"
-        self.stdout_path = config.parent / "stdout.log"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "relay",
-                "serve",
-                "-c",
-                str(config),
-                "--port",
-                "0",
-                "--log-format",
-                "json",
-            ],
-            stdout=self.stdout_path.open("w"),
-            stderr=self.stderr_path.open("w"),
-            env=env,
-            cwd=config.parent,
-        )
-        self.url = self._wait_for_address()
-
-    def _wait_for_address(self) -> str:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            found = re.search(r"listening on (http://\S+)", self.stderr_path.read_text())
-            if found:
-                return found.group(1)
-            if self.proc.poll() is not None:
-                raise AssertionError(f"relay exited: {self.stderr_path.read_text()}")
-            time.sleep(0.02)
-        raise AssertionError("relay did not start in time")
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        return self.proc.wait(timeout=20)
 
 
 def wait_for(predicate: object, timeout: float = 10.0) -> None:

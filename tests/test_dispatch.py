@@ -1,0 +1,506 @@
+"""The dispatcher in-process, against the real SQLite store, with scripted channels.
+
+A scripted channel records every call (which event, when) and answers as the test says: fail
+with given errors, or hold the send until an ``asyncio.Event`` is set. Each event carries its
+``seq`` (acceptance order); the ``seq`` template renders just that number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import aiohttp
+import pytest
+
+from relay.channels import Limits, Message, MessageRef, PermanentError, RetryableError
+from relay.config import load_config
+from relay.confmodel import RateLimit
+from relay.dispatch import Dispatcher, backoff_delay
+from relay.receiver import canonical_json
+from relay.runtime import Runtime
+from relay.store import Job, JobSpec, NewEvent, SQLiteStore
+from tests.conftest import SECRET, wait_until
+
+CONFIG = """
+auth:
+  secrets: ["{secret}"]
+store:
+  url: sqlite:///relay.db
+  sync: normal
+delivery:
+  workers: {workers}
+  lease: {lease}
+  max_attempts: {max_attempts}
+  max_age: {max_age}
+  backoff: {{initial: 10ms, max: 50ms}}
+channels:
+  a: {{type: file, path: a.jsonl}}
+  b: {{type: file, path: b.jsonl}}
+  c: {{type: file, path: c.jsonl}}
+routes:
+  - to: [a]
+templates:
+  seq:
+    text: "{{{{ event.seq }}}}"
+  broken:
+    text: "{{{{ event.missing.deeper }}}}"
+"""
+
+
+def paced_excess(
+    times: Iterable[float], per_second: float, burst: int, *, jitter: float = 0.0
+) -> float:
+    """How far the busiest stretch of ``times`` goes beyond a token bucket's allowance.
+
+    Between the i-th and j-th send the bucket allows ``burst + per_second * (t_j - t_i)``
+    sends, plus ``per_second * jitter`` for sends the scheduler delayed and then let out
+    together. The result is the largest ``count - allowance``: <= 0 when every stretch fits.
+    """
+    ordered = sorted(times)
+    worst = float("-inf")
+    for i, start in enumerate(ordered):
+        for j in range(i, len(ordered)):
+            allowance = burst + per_second * (ordered[j] - start + jitter)
+            worst = max(worst, (j - i + 1) - allowance)
+    return worst
+
+
+@dataclass(frozen=True)
+class Call:
+    seq: int
+    at: float
+
+
+class Scripted:
+    """A channel whose answers the test scripts per event ``seq``."""
+
+    render_kind: ClassVar[str] = "plain"
+    limits: ClassVar[Limits] = Limits()
+    default_rate_limit: ClassVar[RateLimit | None] = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls: list[Call] = []
+        self.sent: list[int] = []
+        self.cancelled: list[int] = []
+        self.failures: dict[int, Iterator[Exception]] = {}
+        self.holds: dict[int, asyncio.Event] = {}
+        self.hold_all: asyncio.Event | None = None
+
+    @property
+    def rate_key(self) -> str:
+        return f"scripted:{self.name}"
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def calls_for(self, seq: int) -> list[Call]:
+        return [call for call in self.calls if call.seq == seq]
+
+    async def send(self, message: Message) -> MessageRef | None:
+        seq = int(message.text)
+        self.calls.append(Call(seq, time.time()))
+        failure = next(self.failures.get(seq, iter(())), None)
+        if failure is not None:
+            raise failure
+        gate = self.holds.get(seq, self.hold_all)
+        if gate is not None:
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled.append(seq)
+                raise
+        self.sent.append(seq)
+        return None
+
+
+def failing(n: int, make: Callable[[], Exception]) -> Iterator[Exception]:
+    return (make() for _ in range(n))
+
+
+def always(make: Callable[[], Exception]) -> Iterator[Exception]:
+    return (make() for _ in itertools.count())
+
+
+class Harness:
+    """A dispatcher on a real store, its runtime's channels replaced by scripted ones."""
+
+    def __init__(self, tmp_path: Path, **delivery: Any) -> None:
+        settings = {"workers": 4, "lease": "5s", "max_attempts": 3, "max_age": "1h"}
+        settings.update(delivery)
+        config = tmp_path / "relay.yaml"
+        config.write_text(CONFIG.format(secret=SECRET, **settings))
+        self.runtime = Runtime.build(load_config(config, env={}))
+        self.channels = {name: Scripted(name) for name in ("a", "b", "c")}
+        self.runtime.channels.update(self.channels)
+        self.store = SQLiteStore(tmp_path / "relay.db", sync="normal")
+        self.dispatcher = self.new_dispatcher()
+        self._seq = itertools.count(1)
+
+    def new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.store, lambda: self.runtime)
+
+    async def accept(self, run_id: str, *channels: str, template: str = "seq") -> int:
+        """Store one event with a job per channel (as the receiver does); return its seq."""
+        seq = next(self._seq)
+        body = canonical_json(
+            {
+                "flag": "RUN_PROGRESS",
+                "agent_id": "agent-1",
+                "run_id": run_id,
+                "status": "running",
+                "seq": seq,
+            }
+        )
+        event = NewEvent(
+            uuid.uuid4().hex, f"key-{seq}", body, "RUN_PROGRESS", run_id, "agent-1", "running",
+            time.time(),
+        )  # fmt: skip
+        await self.store.accept(event, [JobSpec(ch, "route", template) for ch in channels])
+        self.dispatcher.notify()
+        return seq
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        return {(row.channel, row.state): row.count for row in await self.store.status()}
+
+    async def dead(self) -> list[Job]:
+        return await self.store.dead_letters()
+
+
+def has_dead(h: Harness, count: int = 1) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(await h.dead()) >= count
+
+    return check
+
+
+async def fill_hanging_channel(h: Harness, name: str, count: int, *, share: int) -> None:
+    """Queue ``count`` events (a run each) for a channel whose sends hang, one at a time, so
+    the channel is at its ``share`` of the workers before the next claim."""
+    channel = h.channels[name]
+    for i in range(count):
+        await h.accept(f"{name}-{i}", name)
+
+        def in_flight(expected: int = min(i + 1, share)) -> bool:
+            return len(channel.calls) == expected
+
+        await wait_until(in_flight)
+
+
+class MakeHarness(Protocol):
+    def __call__(self, *, start: bool = True, **delivery: Any) -> Awaitable[Harness]: ...
+
+
+@pytest.fixture
+async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
+    made: list[Harness] = []
+
+    async def make(*, start: bool = True, **delivery: Any) -> Harness:
+        harness = Harness(tmp_path, **delivery)
+        await harness.store.open()
+        made.append(harness)
+        if start:
+            await harness.dispatcher.start()
+        return harness
+
+    yield make
+    for harness in made:
+        await harness.dispatcher.stop(0)
+        await harness.store.close()
+
+
+async def test_every_job_is_sent_once_and_recorded_as_sent(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    a, b = h.channels["a"], h.channels["b"]
+    seqs = [await h.accept(f"run-{i % 3}", "a") for i in range(9)]
+    both = await h.accept("run-x", "a", "b")
+    await wait_until(lambda: len(a.sent) == 10 and len(b.sent) == 1)
+    assert sorted(a.sent) == [*seqs, both] and b.sent == [both]
+    assert len(a.calls) == 10
+    assert await h.counts() == {("a", "sent"): 10, ("b", "sent"): 1}
+
+
+async def test_a_runs_messages_keep_acceptance_order_through_retries(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(max_attempts=5)
+    a = h.channels["a"]
+    a.failures[1] = failing(3, lambda: RetryableError("HTTP 500"))
+    a.failures[2] = failing(2, lambda: RetryableError("HTTP 502"))
+    for _ in range(4):
+        await h.accept("run-1", "a")
+    await wait_until(lambda: len(a.sent) == 4)
+    assert a.sent == [1, 2, 3, 4]
+    # Every call for a message comes after the last call for the one before it.
+    assert [call.seq for call in a.calls] == [1, 1, 1, 1, 2, 2, 2, 3, 4]
+
+
+async def test_a_held_send_blocks_only_its_own_run(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    a = h.channels["a"]
+    a.holds[1] = asyncio.Event()
+    await h.accept("run-1", "a")
+    await h.accept("run-1", "a")
+    await h.accept("run-2", "a")
+    await h.accept("run-2", "a")
+    await wait_until(lambda: a.sent == [3, 4])
+    assert [call.seq for call in a.calls if call.seq in (1, 2)] == [1]
+    a.holds[1].set()
+    await wait_until(lambda: a.sent == [3, 4, 1, 2])
+
+
+async def test_a_dead_letter_keeps_its_reason_and_unblocks_the_next(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness()
+    a = h.channels["a"]
+    a.failures[1] = failing(1, lambda: PermanentError("Slack error 'invalid_auth' (HTTP 200)"))
+    await h.accept("run-1", "a")
+    await h.accept("run-1", "a")
+    await wait_until(lambda: a.sent == [2])
+    assert len(a.calls_for(1)) == 1
+    [dead] = await h.dead()
+    assert (dead.channel, dead.run_id) == ("a", "run-1")
+    assert dead.last_error == "Slack error 'invalid_auth' (HTTP 200)"
+    assert await h.counts() == {("a", "dead"): 1, ("a", "sent"): 1}
+
+
+async def test_retryable_failures_end_in_a_dead_letter_after_max_attempts(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(max_attempts=3)
+    a = h.channels["a"]
+    a.failures[1] = always(lambda: RetryableError("HTTP 500"))
+    await h.accept("run-1", "a")
+    await wait_until(has_dead(h))
+    [dead] = await h.dead()
+    assert dead.last_error == "gave up after 3 attempts: HTTP 500"
+    assert len(a.calls_for(1)) == 3
+
+
+async def test_rate_limited_answers_do_not_use_up_attempts(make_harness: MakeHarness) -> None:
+    h = await make_harness(max_attempts=2)
+    a = h.channels["a"]
+    a.failures[1] = failing(
+        6, lambda: RetryableError("rate limited (HTTP 429)", retry_after=0.01, rate_limited=True)
+    )
+    await h.accept("run-1", "a")
+    await wait_until(lambda: a.sent == [1])
+    assert len(a.calls_for(1)) == 7
+    assert await h.dead() == []
+
+
+async def test_retry_after_is_honoured_exactly(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    a = h.channels["a"]
+    a.failures[1] = failing(1, lambda: RetryableError("HTTP 503", retry_after=0.3))
+    await h.accept("run-1", "a")
+    await wait_until(lambda: a.sent == [1])
+    first, second = a.calls_for(1)
+    assert 0.3 <= second.at - first.at < 0.3 + 0.3
+
+
+def test_backoff_doubles_per_attempt_with_jitter_and_is_capped() -> None:
+    def low() -> float:
+        return 0.0
+
+    def high() -> float:
+        return 1.0
+
+    assert backoff_delay(1, 1.0, 300.0, low) == 0.5
+    assert backoff_delay(1, 1.0, 300.0, high) == 1.0
+    assert (backoff_delay(4, 1.0, 300.0, low), backoff_delay(4, 1.0, 300.0, high)) == (4.0, 8.0)
+    assert (backoff_delay(30, 1.0, 300.0, low), backoff_delay(30, 1.0, 300.0, high)) == (
+        150.0,
+        300.0,
+    )
+
+
+async def test_max_age_bounds_even_rate_limited_retries(make_harness: MakeHarness) -> None:
+    h = await make_harness(max_age="300ms", max_attempts=1)
+    a = h.channels["a"]
+    a.failures[1] = always(
+        lambda: RetryableError("rate limited (HTTP 429)", retry_after=0.1, rate_limited=True)
+    )
+    started = time.time()
+    await h.accept("run-1", "a")
+    await wait_until(has_dead(h))
+    [dead] = await h.dead()
+    assert dead.last_error is not None
+    assert dead.last_error.startswith("gave up after") and "rate limited" in dead.last_error
+    assert 2 <= len(a.calls_for(1)) <= 4
+    assert time.time() - started < 1.0
+
+
+async def test_a_message_that_cannot_render_is_dead_lettered_without_a_send(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness()
+    await h.accept("run-1", "a", template="broken")
+    await h.accept("run-2", "a", template="no-such-template")
+    await wait_until(has_dead(h, 2))
+    reasons = sorted(job.last_error or "" for job in await h.dead())
+    assert all(reason.startswith("template error: ") for reason in reasons)
+    assert "unknown template 'no-such-template'" in reasons[1]
+    assert h.channels["a"].calls == []
+
+
+async def test_a_job_for_a_channel_no_longer_configured_is_dead_lettered(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness()
+    await h.accept("run-1", "gone")
+    await wait_until(has_dead(h))
+    [dead] = await h.dead()
+    assert dead.last_error == "channel 'gone' is no longer configured"
+
+
+async def test_a_rate_limit_paces_sends_without_using_attempts(make_harness: MakeHarness) -> None:
+    h = await make_harness(max_attempts=1)
+    a = h.channels["a"]
+    h.runtime.rate_limits["a"] = RateLimit(per_second=20, burst=2)
+    for i in range(12):
+        await h.accept(f"run-{i}", "a")
+    await wait_until(lambda: len(a.sent) == 12)
+    times = [call.at for call in a.calls]
+    assert len(times) == 12  # paced jobs wait before the send, not after a failed one
+    assert paced_excess(times, per_second=20, burst=2, jitter=0.05) <= 0
+    assert max(times) - min(times) >= (12 - 2) / 20 * 0.9
+    assert await h.dead() == []
+
+
+async def test_a_slow_channel_does_not_delay_another(make_harness: MakeHarness) -> None:
+    h = await make_harness(workers=4)  # a channel may use half the workers
+    a, b = h.channels["a"], h.channels["b"]
+    a.hold_all = asyncio.Event()
+    await fill_hanging_channel(h, "a", 6, share=2)
+    started = time.monotonic()
+    for i in range(6):
+        await h.accept(f"fast-{i}", "b")
+    await wait_until(lambda: len(b.sent) == 6, timeout=2)
+    assert time.monotonic() - started < 1.0
+    assert len(a.calls) == 2
+    a.hold_all.set()
+    await wait_until(lambda: len(a.sent) == 6)
+
+
+async def test_a_backlog_for_a_slow_channel_does_not_take_every_worker(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(start=False, workers=4)
+    a, b = h.channels["a"], h.channels["b"]
+    a.hold_all = asyncio.Event()
+    for i in range(6):
+        await h.accept(f"slow-{i}", "a")
+    for i in range(3):
+        await h.accept(f"fast-{i}", "b")
+    await h.dispatcher.start()  # e.g. a restart with a backlog
+    try:
+        await wait_until(lambda: len(b.sent) == 3, timeout=1.5)
+    finally:
+        a.hold_all.set()
+    assert len(a.calls) <= 2
+
+
+async def test_two_slow_channels_do_not_starve_a_third(make_harness: MakeHarness) -> None:
+    h = await make_harness(workers=4)
+    a, b, c = (h.channels[name] for name in "abc")
+    gate = a.hold_all = b.hold_all = asyncio.Event()
+    await fill_hanging_channel(h, "a", 3, share=2)
+    await fill_hanging_channel(h, "b", 3, share=2)
+    await h.accept("fast", "c")
+    try:
+        await wait_until(lambda: c.sent == [7], timeout=1.5)
+    finally:
+        gate.set()
+
+
+async def test_stop_lets_an_in_flight_send_finish_and_leaves_the_rest_pending(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness()
+    a = h.channels["a"]
+    a.holds[1] = asyncio.Event()
+    await h.accept("run-1", "a")
+    await h.accept("run-1", "a")
+    await wait_until(lambda: len(a.calls) == 1)
+    stopping = asyncio.create_task(h.dispatcher.stop(grace=5))
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # it waits for the send in flight
+    await h.accept("run-2", "a")  # accepted while draining: stays pending
+    a.holds[1].set()
+    await asyncio.wait_for(stopping, timeout=2)
+    assert a.sent == [1]
+    assert [call.seq for call in a.calls] == [1]
+    assert await h.counts() == {("a", "sent"): 1, ("a", "pending"): 2}
+
+    later = h.new_dispatcher()
+    await later.start()
+    try:
+        await wait_until(lambda: sorted(a.sent) == [1, 2, 3])
+    finally:
+        await later.stop(1)
+    assert [seq for seq in a.sent if seq in (1, 2)] == [1, 2]
+
+
+async def test_a_send_outlasting_the_grace_is_given_back_untouched(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness()
+    a = h.channels["a"]
+    a.hold_all = asyncio.Event()
+    await h.accept("run-1", "a")
+    await wait_until(lambda: len(a.calls) == 1)
+    await h.dispatcher.stop(grace=0.1)
+    assert a.cancelled == [1] and a.sent == []
+    assert await h.counts() == {("a", "pending"): 1}
+    [job] = await h.store.claim(now=time.time(), lease=5, limit=10)
+    assert job.attempts == 0
+    await h.store.release(job.id)
+
+    a.hold_all = None
+    later = h.new_dispatcher()
+    await later.start()
+    try:
+        await wait_until(lambda: a.sent == [1])
+    finally:
+        await later.stop(1)
+
+
+async def test_a_send_without_answer_within_half_the_lease_counts_as_a_failed_attempt(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(lease="200ms", max_attempts=2)
+    a = h.channels["a"]
+    a.hold_all = asyncio.Event()
+    await h.accept("run-1", "a")
+    await wait_until(has_dead(h))
+    [dead] = await h.dead()
+    assert dead.last_error == "gave up after 2 attempts: no answer within 0.1s"
+    assert len(a.calls) == 2 and a.cancelled == [1, 1]
+
+
+async def test_a_job_leased_by_a_crashed_worker_is_sent_once_its_lease_ends(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(start=False)
+    a = h.channels["a"]
+    await h.accept("run-1", "a")
+    await h.accept("run-1", "a")
+    leased_at = time.time()
+    [orphan] = await h.store.claim(now=leased_at, lease=0.4, limit=10)  # its worker then dies
+    await h.dispatcher.start()
+    await wait_until(lambda: a.sent == [1, 2])
+    assert a.calls_for(1)[0].at >= leased_at + 0.4
+    assert len(a.calls) == 2
+    assert orphan.attempts == 0
