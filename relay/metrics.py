@@ -85,6 +85,8 @@ class Metrics:
             registry=r,
         )
         self.config_ok.set(1)
+        for result in ("success", "failure"):
+            self.reloads.labels(result)  # exported as 0 from the start: a first failure shows
 
     def config_loaded_now(self, sha256: str) -> None:
         self.config_info.clear()

@@ -26,6 +26,8 @@ __all__ = ["Reloader", "restart_only_changes"]
 log = logging.getLogger("relay.reload")
 
 WATCH_DEBOUNCE_MS = 50
+K8S_DATA_LINK = "..data"
+"""A Kubernetes ConfigMap volume updates by swapping this symlink, not the file's own entry."""
 
 
 def restart_only_changes(old: LoadedConfig, new: LoadedConfig) -> list[str]:
@@ -47,6 +49,8 @@ class Reloader:
     def __init__(self, relay: Relay, path: Path, *, on_swap: Callable[[Runtime], None]) -> None:
         self._relay = relay
         self._path = path
+        # What the process bound and opened at start: restart-only changes are relative to it.
+        self._serving = relay.runtime.loaded
         self._on_swap = on_swap
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -64,36 +68,30 @@ class Reloader:
                 loaded = await asyncio.to_thread(load_config, self._path)
                 check_startable(loaded)
                 runtime = Runtime.build(loaded)
-            except (ConfigError, StartupError) as exc:
-                errors = (
-                    [issue.format(exc.source) for issue in exc.issues]
-                    if isinstance(exc, ConfigError)
-                    else [str(exc)]
-                )
-                for line in errors:
-                    log.error(
-                        "config reload (%s) failed, keeping the running config: %s", trigger, line
-                    )
-                relay.last_reload = {
-                    "ok": False,
-                    "at": time.time(),
-                    "trigger": trigger,
-                    "errors": errors,
-                    "sha256": relay.runtime.loaded.sha256,
-                }
-                metrics.reloads.labels("failure").inc()
-                metrics.config_ok.set(0)
-                return relay.last_reload
+            except ConfigError as exc:
+                return self._failed(trigger, [issue.format(exc.source) for issue in exc.issues])
+            except StartupError as exc:
+                return self._failed(trigger, [str(exc)])
+            except Exception as exc:
+                log.exception("config reload (%s): building the new config failed", trigger)
+                return self._failed(trigger, [f"cannot apply the new config: {type(exc).__name__}"])
             old = relay.runtime
             unchanged = loaded.sha256 == old.loaded.sha256
             if not unchanged:
                 assert relay.session is not None
-                await runtime.start(relay.session)
+                try:
+                    await runtime.start(relay.session)
+                except Exception as exc:
+                    log.exception("config reload (%s): starting the new channels failed", trigger)
+                    await runtime.close()
+                    return self._failed(
+                        trigger, [f"cannot start the new channels: {type(exc).__name__}"]
+                    )
                 relay.runtime = runtime
                 self._on_swap(runtime)
                 self._retire(old, loaded.config.delivery.shutdown_grace)
                 metrics.config_loaded_now(loaded.sha256)
-            notes = restart_only_changes(old.loaded, loaded)
+            notes = restart_only_changes(self._serving, loaded)
             if notes:
                 log.warning("config reloaded, but %s changes need a restart", ", ".join(notes))
             log.info(
@@ -118,6 +116,22 @@ class Reloader:
                 ],
             }
             return relay.last_reload
+
+    def _failed(self, trigger: str, errors: list[str]) -> dict[str, Any]:
+        """Keep the running config; report why in the log, ``last_reload`` and metrics."""
+        relay = self._relay
+        for line in errors:
+            log.error("config reload (%s) failed, keeping the running config: %s", trigger, line)
+        relay.last_reload = {
+            "ok": False,
+            "at": time.time(),
+            "trigger": trigger,
+            "errors": errors,
+            "sha256": relay.runtime.loaded.sha256,
+        }
+        relay.metrics.reloads.labels("failure").inc()
+        relay.metrics.config_ok.set(0)
+        return relay.last_reload
 
     def _retire(self, old: Runtime, grace: float) -> None:
         """Close the old channels once sends that still use them had time to finish."""
@@ -147,8 +161,11 @@ class Reloader:
                 stop_event=self._stop,
                 recursive=False,
             ):
-                if any(Path(changed).name == name for _, changed in changes):
-                    await self.reload("file change")
+                if any(Path(changed).name in (name, K8S_DATA_LINK) for _, changed in changes):
+                    try:
+                        await self.reload("file change")
+                    except Exception:
+                        log.exception("config reload after a file change failed")
         except Exception:
             log.exception("watching %s stopped", name)
 

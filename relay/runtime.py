@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from relay.channels import Channel, build_channel
+from relay.channels import Channel, Message, build_channel
 from relay.config import LoadedConfig
 from relay.confmodel import RateLimit
+from relay.events import Event
 from relay.render import Renderer
 from relay.routing import Router
 
@@ -50,6 +51,34 @@ class Runtime:
             channels=channels,
             secrets=tuple(s.get_secret_value().encode("utf-8") for s in config.auth.secrets),
             rate_limits={name: effective_rate_limit(ch) for name, ch in channels.items()},
+        )
+
+    def render(
+        self,
+        channel: str,
+        template: str | None,
+        event: Event,
+        *,
+        event_id: str,
+        route: str,
+        run_started_at: float | None,
+        now: float,
+    ) -> Message:
+        """The message for ``channel`` (its kind, limits and own body/subject templates)."""
+        target = self.channels[channel]
+        settings = getattr(target, "settings", None)
+        return self.renderer.render(
+            target.render_kind,
+            template,
+            event,
+            event_id=event_id,
+            route=route,
+            channel=channel,
+            limits=target.limits,
+            run_started_at=run_started_at,
+            now=now,
+            body_template=getattr(settings, "body", None),
+            subject_template=getattr(settings, "subject", None),
         )
 
     async def start(self, session: aiohttp.ClientSession) -> None:

@@ -44,6 +44,6 @@ class ConsoleChannel:
         stream = self._stream or sys.stdout
         rule = "─" * 60
         heading = f"── {self.name} · {message.route} · event {message.event_id} "
-        stream.write(f"{heading}{rule[len(heading):]}\n{message.text}\n{rule}\n")
+        stream.write(f"{heading}{rule[len(heading) :]}\n{message.text}\n{rule}\n")
         stream.flush()
         return None

@@ -91,8 +91,13 @@ class Renderer:
         run_started_at: float | None,
         now: float,
         body_template: str | None = None,
+        subject_template: str | None = None,
     ) -> Message:
-        """The message for one delivery; ``RenderError`` when the template cannot render it."""
+        """The message for one delivery; ``RenderError`` when the template cannot render it.
+
+        ``body_template`` and ``subject_template`` are the channel's own (a webhook's ``body``, an
+        email's ``subject``); a named template's parts win over them.
+        """
         if kind not in RENDER_KINDS:
             raise ValueError(f"unknown render kind {kind!r}")
         compiled = None
@@ -111,6 +116,11 @@ class Renderer:
         )
         try:
             parts = getattr(self, f"_render_{kind}")(compiled, ctx, limits, body_template)
+            own_subject = compiled is not None and compiled.email_subject is not None
+            if kind == "email" and subject_template is not None and not own_subject:
+                subject = oneline(clean_text(self._body(subject_template).render(ctx)))
+                if subject:
+                    parts["subject"] = truncate_plain(subject, limits.subject or DEFAULT_SUBJECT)
         except RenderError:
             raise
         except Exception as exc:
