@@ -10,17 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "DELIVERY_STATES",
     "AcceptResult",
+    "Attempt",
     "ChannelStatus",
+    "Counts",
+    "EventFilter",
+    "EventRecord",
     "Job",
+    "JobRecord",
     "JobSpec",
     "JobState",
     "NewEvent",
+    "SharedRateLimits",
     "Store",
     "StoreError",
+    "StoreInspector",
+    "delivery_state",
 ]
 
 JobState = str
@@ -124,7 +133,9 @@ class Store(Protocol):
         already at their share of the workers)."""
         ...
 
-    async def mark_sent(self, job_id: str, *, now: float) -> None: ...
+    async def mark_sent(self, job_id: str, *, now: float, rendered: str | None = None) -> None:
+        """Sent; ``rendered`` is the message text as sent (kept by stores that log attempts)."""
+        ...
 
     async def mark_retry(
         self, job_id: str, *, next_attempt_at: float, error: str, count_attempt: bool = True
@@ -171,4 +182,116 @@ class Store(Protocol):
 
     async def has_newer(self, job: Job) -> bool:
         """Whether a later unfinished job of the same (run_id, channel) is queued."""
+        ...
+
+
+# --- inspection (the web UI); a separate protocol: not every backend has it ---------------------
+
+DELIVERY_STATES = ("sent", "pending", "retrying", "dead")
+"""What an operator sees per channel; ``retrying`` = unfinished after a failure or a wait."""
+
+
+def delivery_state(state: JobState, attempts: int, last_error: str | None) -> str:
+    if state in ("sent", "dead"):
+        return state
+    return "retrying" if attempts > 0 or last_error is not None else "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One entry of a job's attempt log."""
+
+    at: float
+    outcome: str
+    """``sent``, ``retry`` (counted), ``wait`` (not counted: 429, pacing, card interval),
+    ``dead`` or ``replayed``."""
+    error: str | None = None
+    rendered: str | None = None
+    """The message text as sent (``sent`` entries of plain posts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    channel: str
+    route: str
+    template: str | None
+    mode: str
+    state: JobState
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    last_error: str | None
+    finished_at: float | None
+    log: tuple[Attempt, ...] = ()
+    """Oldest first; empty in event lists."""
+
+    @property
+    def delivery(self) -> str:
+        return delivery_state(self.state, self.attempts, self.last_error)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: str
+    cursor: int
+    """Acceptance order; pass it as ``before`` to list older events."""
+    flag: str
+    status: str
+    agent_id: str
+    run_id: str
+    received_at: float
+    trigger: str
+    """``youtube``, ``schedule``… or ``none``."""
+    title: str | None
+    """The triggering video's title, if any."""
+    jobs: tuple[JobRecord, ...]
+    body: bytes | None = None
+    """The canonical JSON payload (``get_event`` only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Exact matches; None = any. ``delivery`` keeps events with a job in that state."""
+
+    flag: str | None = None
+    status: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    delivery: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    received: int
+    """Events stored (within the retention)."""
+    sent: int
+    pending: int
+    retrying: int
+    dead: int
+
+
+@runtime_checkable
+class StoreInspector(Protocol):
+    """Read-only views of events, jobs and their attempt logs."""
+
+    async def list_events(
+        self, *, limit: int = 50, before: int | None = None, where: EventFilter | None = None
+    ) -> list[EventRecord]:
+        """Newest first, each with its jobs (without their logs)."""
+        ...
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        """The event with its payload, and its jobs with their attempt logs."""
+        ...
+
+    async def counts(self) -> Counts: ...
+
+
+@runtime_checkable
+class SharedRateLimits(Protocol):
+    """A store that keeps rate-limit buckets for every replica sharing it (Redis)."""
+
+    async def acquire_rate(self, key: str, per_second: float, burst: int, now: float) -> float:
+        """Take a token now and return 0, or return the seconds until one is available."""
         ...

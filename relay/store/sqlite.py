@@ -5,6 +5,9 @@ queued so far, runs each inside a SAVEPOINT of one transaction and commits once:
 accepts cost one fsync, and a failing write rolls back only its own savepoint. Reads use a second
 connection in a worker thread; the event loop never waits on SQLite.
 
+Every ``mark_*`` and ``replay`` also appends to the job's attempt log (same write), which the
+web UI reads through the ``StoreInspector`` methods.
+
 Per (run_id, channel) exactly the oldest unfinished job has ``head = 1``, and ``due_at`` says when
 a job may be claimed (``next_attempt_at`` when pending, the lease's end when inflight). A partial
 index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the backlog's size.
@@ -17,13 +20,27 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from relay.store.base import AcceptResult, ChannelStatus, Job, JobSpec, NewEvent, StoreError
+from relay.store.base import (
+    DELIVERY_STATES,
+    AcceptResult,
+    Attempt,
+    ChannelStatus,
+    Counts,
+    EventFilter,
+    EventRecord,
+    Job,
+    JobRecord,
+    JobSpec,
+    NewEvent,
+    StoreError,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -31,6 +48,8 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 MAX_BATCH = 1000
 PRUNE_CHUNK = 1000
+MAX_LOG = 100
+"""Attempt-log entries kept per job (the newest)."""
 BUSY_TIMEOUT_S = 10.0
 _OPEN = "state IN ('pending', 'inflight')"
 
@@ -86,7 +105,16 @@ CREATE TABLE IF NOT EXISTS cards (
     channel TEXT NOT NULL,
     state TEXT NOT NULL,
     PRIMARY KEY (run_id, channel)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    rendered TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id, id)
 """
 
 _JOB_COLUMNS = """j.id, e.event_id, j.run_id, j.channel, j.route, j.template, j.mode, j.state,
@@ -160,16 +188,16 @@ class SQLiteStore:
         excluded = tuple(exclude_channels)
         return await self._write(lambda c: _claim(c, now, now + lease, limit, excluded))
 
-    async def mark_sent(self, job_id: str, *, now: float) -> None:
-        await self._write(lambda c: _finish(c, job_id, "sent", now, None))
+    async def mark_sent(self, job_id: str, *, now: float, rendered: str | None = None) -> None:
+        await self._write(lambda c: _finish(c, job_id, "sent", now, None, rendered))
 
     async def mark_retry(
         self, job_id: str, *, next_attempt_at: float, error: str, count_attempt: bool = True
     ) -> None:
-        sql = """UPDATE jobs SET state = 'pending', next_attempt_at = ?1, due_at = ?1,
-            last_error = ?2, attempts = attempts + ?3 WHERE id = ?4 AND state = 'inflight'"""
-        args = (next_attempt_at, error, int(count_attempt), _job_key(job_id))
-        await self._write(lambda c: _execute(c, sql, args))
+        at = time.time()
+        await self._write(
+            lambda c: _retry(c, _job_key(job_id), next_attempt_at, error, count_attempt, at)
+        )
 
     async def mark_dead(self, job_id: str, *, error: str, now: float) -> None:
         await self._write(lambda c: _finish(c, job_id, "dead", now, error))
@@ -235,6 +263,17 @@ class SQLiteStore:
         sql = """INSERT INTO cards (run_id, channel, state) VALUES (?, ?, ?)
             ON CONFLICT (run_id, channel) DO UPDATE SET state = excluded.state"""
         await self._write(lambda c: _execute(c, sql, (run_id, channel, state)))
+
+    async def list_events(
+        self, *, limit: int = 50, before: int | None = None, where: EventFilter | None = None
+    ) -> list[EventRecord]:
+        return await self._read(lambda c: _list_events(c, limit, before, where or EventFilter()))
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        return await self._read(lambda c: _get_event(c, event_id))
+
+    async def counts(self) -> Counts:
+        return await self._read(_counts)
 
     async def has_newer(self, job: Job) -> bool:
         sql = f"""SELECT 1 FROM jobs WHERE run_id = ? AND channel = ? AND id > ? AND {_OPEN}
@@ -389,7 +428,46 @@ def _claim(
     return [_job(row, "inflight") for row in rows]
 
 
-def _finish(c: sqlite3.Connection, job_id: str, state: str, now: float, error: str | None) -> None:
+def _log(
+    c: sqlite3.Connection,
+    key: int,
+    at: float,
+    outcome: str,
+    error: str | None = None,
+    rendered: str | None = None,
+) -> None:
+    """Append to a job's attempt log, keeping its newest ``MAX_LOG`` entries."""
+    c.execute(
+        "INSERT INTO attempts (job_id, at, outcome, error, rendered) VALUES (?, ?, ?, ?, ?)",
+        (key, at, outcome, error, rendered),
+    )
+    c.execute(
+        """DELETE FROM attempts WHERE job_id = ?1 AND id <= (SELECT id FROM attempts
+            WHERE job_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)""",
+        (key, MAX_LOG),
+    )
+
+
+def _retry(
+    c: sqlite3.Connection, key: int, next_at: float, error: str, counted: bool, at: float
+) -> None:
+    updated = c.execute(
+        """UPDATE jobs SET state = 'pending', next_attempt_at = ?1, due_at = ?1,
+            last_error = ?2, attempts = attempts + ?3 WHERE id = ?4 AND state = 'inflight'""",
+        (next_at, error, int(counted), key),
+    ).rowcount
+    if updated:
+        _log(c, key, at, "retry" if counted else "wait", error)
+
+
+def _finish(
+    c: sqlite3.Connection,
+    job_id: str,
+    state: str,
+    now: float,
+    error: str | None,
+    rendered: str | None = None,
+) -> None:
     """Sent (from pending or inflight: it did reach the channel) or dead (from inflight)."""
     allowed = _OPEN if state == "sent" else "state = 'inflight'"
     key = _job_key(job_id)
@@ -402,6 +480,7 @@ def _finish(c: sqlite3.Connection, job_id: str, state: str, now: float, error: s
             last_error = COALESCE(?, last_error) WHERE id = ?""",
         (state, now, error, key),
     )
+    _log(c, key, now, state, error, rendered)
     if found[2]:
         c.execute("UPDATE jobs SET head = 1 WHERE id = ?", (_oldest_open(c, found[0], found[1]),))
 
@@ -417,6 +496,8 @@ def _replay(c: sqlite3.Connection, job_id: str | None, now: float) -> int:
             age_from = ?1, finished_at = NULL WHERE id = ?2""",
         [(now, row[0]) for row in rows],
     )
+    for row in rows:
+        _log(c, row[0], now, "replayed")
     for run_id, channel in {(row[1], row[2]) for row in rows}:
         head = _oldest_open(c, run_id, channel)
         c.execute(
@@ -439,6 +520,11 @@ def _prune_chunk(
         (after[0], after[1], older_than, PRUNE_CHUNK),
     ).fetchall()
     seqs = [(row[0],) for row in rows]
+    c.executemany(
+        """DELETE FROM attempts WHERE job_id IN
+            (SELECT id FROM jobs WHERE event_seq = ? AND state = 'sent')""",
+        seqs,
+    )
     c.executemany("DELETE FROM jobs WHERE event_seq = ? AND state = 'sent'", seqs)
     deleted = c.executemany(
         """DELETE FROM events WHERE seq = ?1
@@ -461,6 +547,108 @@ def _prune_runs(c: sqlite3.Connection, older_than: float) -> None:
     c.execute(
         "DELETE FROM cards WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = cards.run_id)"
     )
+
+
+# --- inspection (``StoreInspector``) -------------------------------------------------------------
+
+_OPEN_J = "j.state IN ('pending', 'inflight')"
+_DELIVERY_SQL = {
+    "sent": "j.state = 'sent'",
+    "pending": f"{_OPEN_J} AND j.attempts = 0 AND j.last_error IS NULL",
+    "retrying": f"{_OPEN_J} AND (j.attempts > 0 OR j.last_error IS NOT NULL)",
+    "dead": "j.state = 'dead'",
+}
+"""``base.delivery_state`` as SQL, for filtering and counting."""
+assert set(_DELIVERY_SQL) == set(DELIVERY_STATES)
+
+
+def _text_at(path: str) -> str:
+    """SQL for the string at ``path`` in the payload, else NULL."""
+    body = "CAST(e.body AS TEXT)"
+    text = f"CASE json_type({body}, '{path}') WHEN 'text' THEN json_extract({body}, '{path}') END"
+    return f"CASE WHEN json_valid({body}) THEN {text} END"
+
+
+_EVENT_COLUMNS = f"""e.seq, e.event_id, e.flag, e.status, e.agent_id, e.run_id, e.received_at,
+    {_text_at("$.triggered_by.type")}, {_text_at("$.triggered_by.video_title")}"""
+_RECORD_COLUMNS = """j.event_seq, j.id, j.channel, j.route, j.template, j.mode, j.state,
+    j.attempts, j.created_at, j.next_attempt_at, j.last_error, j.finished_at"""
+
+
+def _list_events(
+    c: sqlite3.Connection, limit: int, before: int | None, where: EventFilter
+) -> list[EventRecord]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if before is not None:
+        clauses.append("e.seq < ?")
+        args.append(before)
+    for column in ("flag", "status", "agent_id", "run_id"):
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(f"e.{column} = ?")
+            args.append(value)
+    if where.delivery is not None:
+        condition = _DELIVERY_SQL.get(where.delivery, "0")
+        clauses.append(f"EXISTS (SELECT 1 FROM jobs j WHERE j.event_seq = e.seq AND {condition})")
+    sql = f"SELECT {_EVENT_COLUMNS} FROM events e"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    rows = c.execute(f"{sql} ORDER BY e.seq DESC LIMIT ?", (*args, max(0, limit))).fetchall()
+    jobs = _jobs_of(c, [row[0] for row in rows], with_log=False)
+    return [_event_record(row, jobs.get(row[0], ())) for row in rows]
+
+
+def _get_event(c: sqlite3.Connection, event_id: str) -> EventRecord | None:
+    sql = f"SELECT {_EVENT_COLUMNS}, e.body FROM events e WHERE e.event_id = ?"
+    row = c.execute(sql, (event_id,)).fetchone()
+    if row is None:
+        return None
+    jobs = _jobs_of(c, [row[0]], with_log=True)
+    return _event_record(row, jobs.get(row[0], ()), body=bytes(row[9]))
+
+
+def _jobs_of(
+    c: sqlite3.Connection, seqs: list[int], *, with_log: bool
+) -> dict[int, tuple[JobRecord, ...]]:
+    if not seqs:
+        return {}
+    marks = ", ".join("?" * len(seqs))
+    sql = f"SELECT {_RECORD_COLUMNS} FROM jobs j WHERE j.event_seq IN ({marks}) ORDER BY j.id"
+    rows = c.execute(sql, seqs).fetchall()
+    logs: dict[int, list[Attempt]] = {}
+    if with_log and rows:
+        ids = [row[1] for row in rows]
+        sql = f"""SELECT job_id, at, outcome, error, rendered FROM attempts
+            WHERE job_id IN ({", ".join("?" * len(ids))}) ORDER BY id"""
+        for job_id, *entry in c.execute(sql, ids).fetchall():
+            logs.setdefault(job_id, []).append(Attempt(*entry))
+    jobs: dict[int, list[JobRecord]] = {}
+    for row in rows:
+        seq, key = row[0], row[1]
+        record = JobRecord(
+            str(key), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+            row[11], tuple(logs.get(key, ())),
+        )  # fmt: skip
+        jobs.setdefault(seq, []).append(record)
+    return {seq: tuple(records) for seq, records in jobs.items()}
+
+
+def _event_record(
+    row: Sequence[Any], jobs: tuple[JobRecord, ...], body: bytes | None = None
+) -> EventRecord:
+    return EventRecord(
+        row[1], row[0], row[2], row[3], row[4], row[5], row[6], row[7] or "none", row[8], jobs, body
+    )
+
+
+def _counts(c: sqlite3.Connection) -> Counts:
+    sums = ", ".join(f"coalesce(sum({_DELIVERY_SQL[s]}), 0)" for s in DELIVERY_STATES)
+    received = c.execute("SELECT count(*) FROM events").fetchone()[0]
+    by_state = dict(
+        zip(DELIVERY_STATES, c.execute(f"SELECT {sums} FROM jobs j").fetchone(), strict=True)
+    )
+    return Counts(received=received, **by_state)
 
 
 @dataclass(slots=True)

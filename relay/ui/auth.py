@@ -1,0 +1,185 @@
+"""Who may see the UI and call the API: the admin token, once per login, then a session cookie.
+
+A login (the admin token typed into a form) creates a random session id, kept in memory with an
+expiry and a CSRF token; the browser gets the id as an HttpOnly, SameSite=Strict cookie. The API
+accepts ``Authorization: Bearer <admin_token>`` or that cookie, and every cookie-authenticated
+POST must carry the session's CSRF token (``X-CSRF-Token`` header or ``csrf_token`` form field).
+A session also ends when the admin token changes. Without an admin token the UI does not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from relay.admin import admin_token, bearer_ok
+from relay.runtime import Runtime
+
+__all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "LoginThrottle",
+    "Session",
+    "Sessions",
+    "api_session",
+    "csrf_ok",
+    "current_token",
+    "token_matches",
+]
+
+SESSION_COOKIE = "relay_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SESSION_TTL = 12 * 3600.0
+MAX_SESSIONS = 1000
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    csrf: str
+    expires: float
+    token_digest: bytes
+    """SHA-256 of the admin token it was opened with."""
+
+
+class Sessions:
+    """Logged-in browsers, in memory (a restart logs everyone out). Keyed by the SHA-256 of the
+    session id, so the ids themselves are not kept."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = SESSION_TTL,
+        limit: int = MAX_SESSIONS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl
+        self._limit = limit
+        self._clock = clock
+        self._by_digest: dict[bytes, Session] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def open(self, token: bytes) -> tuple[str, Session]:
+        """A new session for a correct ``token``: its id (the cookie value) and the session."""
+        now = self._clock()
+        self._expire(now)
+        while len(self._by_digest) >= self._limit:
+            del self._by_digest[next(iter(self._by_digest))]  # the oldest
+        session_id = secrets.token_urlsafe(32)
+        session = Session(secrets.token_urlsafe(32), now + self._ttl, _digest(token))
+        self._by_digest[_digest(session_id.encode())] = session
+        return session_id, session
+
+    def get(self, session_id: str | None, token: bytes) -> Session | None:
+        """The live session for this id, opened with the current ``token``."""
+        if not session_id:
+            return None
+        key = _digest(session_id.encode("utf-8", "surrogateescape"))
+        session = self._by_digest.get(key)
+        if session is None:
+            return None
+        if session.expires <= self._clock() or not hmac.compare_digest(
+            session.token_digest, _digest(token)
+        ):
+            del self._by_digest[key]
+            return None
+        return session
+
+    def close(self, session_id: str | None) -> None:
+        if session_id:
+            self._by_digest.pop(_digest(session_id.encode("utf-8", "surrogateescape")), None)
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, s in self._by_digest.items() if s.expires <= now]:
+            del self._by_digest[key]
+
+
+@dataclass
+class LoginThrottle:
+    """At most ``failures`` wrong tokens per client address per ``window`` seconds."""
+
+    failures: int = 10
+    window: float = 60.0
+    clock: Callable[[], float] = time.time
+    _seen: dict[str, list[float]] = field(default_factory=dict)
+
+    def blocked(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0 = now)."""
+        recent = self._recent(client)
+        if len(recent) < self.failures:
+            return 0.0
+        return max(0.0, recent[0] + self.window - self.clock())
+
+    def failed(self, client: str) -> None:
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._recent(client).append(self.clock())
+
+    def _recent(self, client: str) -> list[float]:
+        since = self.clock() - self.window
+        recent = [t for t in self._seen.get(client, []) if t > since]
+        self._seen[client] = recent
+        return recent
+
+
+def current_token(runtime: Runtime) -> bytes:
+    """The admin token; 404 when none (or an empty one) is configured: no UI, no API."""
+    token = admin_token(runtime)
+    if not token:
+        raise web.HTTPNotFound()
+    return token
+
+
+def token_matches(given: str, token: bytes) -> bool:
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    return bool(given_bytes) and hmac.compare_digest(given_bytes, token)
+
+
+def csrf_ok(given: str | None, session: Session) -> bool:
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), session.csrf.encode())
+
+
+async def api_session(request: web.Request, runtime: Runtime, sessions: Sessions) -> Session | None:
+    """Authenticate an API call: None for a valid bearer token, the session for a valid cookie
+    (its CSRF token checked on POST); else 404 (admin off), 401 or 403."""
+    token = current_token(runtime)
+    scheme = request.headers.get("Authorization", "").partition(" ")[0]
+    if scheme.lower() == "bearer":  # other schemes may belong to a proxy in front: ignored
+        if bearer_ok(request, token):
+            return None
+        raise web.HTTPUnauthorized(
+            reason="admin token required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    session = sessions.get(request.cookies.get(SESSION_COOKIE), token)
+    if session is None:
+        raise web.HTTPUnauthorized(
+            reason="admin token or UI session required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER)
+        if given is None and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            form = await request.post()
+            value = form.get(CSRF_FIELD)
+            given = value if isinstance(value, str) else None
+        if not csrf_ok(given, session):
+            raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+    return session

@@ -1,0 +1,23 @@
+"""Wires the UI's pages and the JSON API into the relay's app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from relay.api import setup_api
+from relay.ui.pages import add_page_routes
+from relay.ui.state import UI, UiState
+
+if TYPE_CHECKING:
+    from relay.app import Relay
+
+__all__ = ["setup_ui"]
+
+
+def setup_ui(app: web.Application, relay: Relay) -> None:
+    """``/ui`` and ``/api/``; both answer 404 while no ``server.admin_token`` is configured."""
+    app[UI] = UiState(relay)
+    add_page_routes(app)
+    setup_api(app)
