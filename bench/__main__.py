@@ -1,0 +1,86 @@
+"""``python -m bench NAME [--quick] [--loader auto|wrk|python] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import e2e, ingest, memory, routing
+from bench.common import RESULTS_DIR, Result, Table, machine, write_result
+
+__all__ = ["BENCHES", "main", "run_benches"]
+
+BENCHES: dict[str, tuple[Callable[[Any], Result], Any, Any]] = {
+    "ingest": (ingest.run, ingest.FULL, ingest.QUICK),
+    "e2e": (e2e.run, e2e.FULL, e2e.QUICK),
+    "routing": (routing.run, routing.FULL, routing.QUICK),
+    "memory": (memory.run, memory.FULL, memory.QUICK),
+}
+
+
+def run_benches(
+    names: Sequence[str], params: dict[str, Any], out: Path, echo: Callable[[str], None] = print
+) -> list[Result]:
+    """Run each named benchmark with its params, print its tables, write its JSON."""
+    results = []
+    for name in names:
+        started = time.monotonic()
+        run, _, _ = BENCHES[name]
+        result = run(params[name])
+        elapsed = time.monotonic() - started
+        result.data["seconds"] = round(elapsed, 1)
+        write_result(result, out, vars(params[name]))
+        echo(result.render() + f"\n\n({name}: {elapsed:.0f}s)\n")
+        results.append(result)
+    return results
+
+
+def targets_table(results: Sequence[Result]) -> Table:
+    table = Table("targets", ["benchmark", "target", "goal", "measured", "met"])
+    for result in results:
+        for t in result.targets:
+            met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+            table.add(result.name, t["target"], t["goal"], t["measured"], met)
+    return table
+
+
+def describe_machine() -> str:
+    m = machine()
+    return (
+        f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}, aiohttp {m['aiohttp']}, SQLite {m['sqlite']}, store on "
+        f"{m['filesystem']}; wrk: {m['wrk'] or 'not installed'}; Alertmanager: "
+        f"{m['alertmanager'] or 'not installed'}; load average at start {' '.join(m['loadavg'])}."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("name", choices=[*BENCHES, "all"])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument(
+        "--loader",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="closed-loop load generator for ingest (auto: wrk when installed)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    names = list(BENCHES) if args.name == "all" else [args.name]
+    params = {name: BENCHES[name][2 if args.quick else 1] for name in names}
+    if "ingest" in params:
+        params["ingest"] = ingest.IngestParams(**{**vars(params["ingest"]), "loader": args.loader})
+    started = time.monotonic()
+    print(describe_machine() + "\n", flush=True)
+    results = run_benches(names, params, args.out, echo=lambda s: print(s, flush=True))
+    print(targets_table(results).render())
+    print(f"\nTotal {time.monotonic() - started:.0f}s. JSON in {args.out}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The baseline: a bare aiohttp handler that only reads the body and answers 202.
+
+Run as ``python -m bench.bare [--port N]``; prints ``listening on URL`` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from aiohttp import web
+
+from bench.serve import serve
+
+__all__ = ["build_app"]
+
+PATH = "/webhooks/mosaic"
+_ANSWER = b'{"status":"accepted"}'
+
+
+async def handle(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(status=202, body=_ANSWER, content_type="application/json")
+
+
+def build_app() -> web.Application:
+    app = web.Application()
+    app.router.add_post(PATH, handle)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bare")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    serve(build_app(), args.port, PATH)
+
+
+if __name__ == "__main__":
+    main()

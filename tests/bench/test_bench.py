@@ -1,0 +1,132 @@
+"""Every benchmark runs end to end at a tiny size, so none of them rots."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bench import e2e, ingest, memory, procs, routing
+from bench.__main__ import main
+from bench.common import run_id, sample_template
+from bench.load import Loader, closed_loop
+from bench.procs import ALERTMANAGER, start_python
+
+
+def test_ingest_tiny() -> None:
+    params = ingest.IngestParams(
+        rounds=1, saturation_seconds=0.3, connections=2, rate=100, open_seconds=0.3,
+        warmup_seconds=0, loader="python",
+    )  # fmt: skip
+    result = ingest.run(params)
+    data = result.data
+    (entry,) = data["rounds"]
+    for name in ("relay", "bare"):
+        assert entry[f"{name}_saturation"]["rps"] > 0
+        assert entry[f"{name}_saturation"]["errors"] == 0
+        assert data["open_loop"][name]["answered"] == data["open_loop"][name]["sent"] == 30
+        assert data["open_loop"][name]["non_2xx"] == 0
+    # Every relay answer was a durable write of a new event.
+    assert data["stored_events"] >= entry["relay_saturation"]["ok"] + 30
+    assert {t["target"] for t in result.targets} == {
+        "ingest req/s vs bare aiohttp",
+        "relay p99 answer latency at 100/s",
+    }
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_wrk_closed_loop_against_the_bare_handler(tmp_path: Path) -> None:
+    template = tmp_path / "payload.json"
+    template.write_bytes(sample_template())
+    loader = Loader(tmp_path, "wrk")
+    with start_python("bench.bare", [], tmp_path, "bare") as bare:
+        figures = closed_loop(loader, bare.url, template, "s", connections=2, duration=1.0)
+    assert figures["ok"] > 0
+    assert figures["errors"] == 0
+
+
+def test_e2e_tiny() -> None:
+    result = e2e.run(e2e.E2EParams(events=12, connections=3, timeout=20.0))
+    systems = result.data["systems"]
+    relay = systems["relay"]
+    assert relay["accepted"] == relay["delivered"] == relay["matched"] == 12
+    assert relay["latency_ms"]["p50"] > 0
+    (target,) = result.targets
+    if shutil.which(ALERTMANAGER) is None:
+        assert "not installed" in systems["alertmanager"]["missing"]
+        assert target["met"] is None
+        assert any("not installed" in note for note in result.tables[0].notes)
+    else:
+        manager = systems["alertmanager"]
+        assert manager["accepted"] == manager["delivered"] == manager["matched"] == 12
+        assert result.data["ratio"] > 0
+        assert target["met"] in (True, False)
+
+
+def test_e2e_says_so_when_alertmanager_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(procs, "ALERTMANAGER", "no-such-alertmanager-binary")
+    params = e2e.E2EParams(events=3)
+    missing = e2e._alertmanager(params, tmp_path, Loader(tmp_path))
+    assert missing == {"missing": "no-such-alertmanager-binary is not installed"}
+    relay = {
+        "accepted": 3, "delivered": 3, "matched": 3, "seconds_to_all": 0.1,
+        "deliveries_per_s": 30.0, "latency_ms": {"p50": 1.0, "p99": 2.0, "max": 2.0},
+    }  # fmt: skip
+    result = e2e._report(params, {"relay": relay, "alertmanager": missing})
+    (target,) = result.targets
+    assert target["met"] is None
+    rendered = result.render()
+    assert "alertmanager: not measured, no-such-alertmanager-binary is not installed." in rendered
+    assert "| relay " in rendered and "30.00" in rendered
+
+
+def test_routing_tiny() -> None:
+    result = routing.run(routing.RoutingParams(sizes=(10, 100), matches=300, repeats=1))
+    sizes = result.data["sizes"]
+    assert [row["routes"] for row in sizes] == [10, 100]
+    assert all(row["us_per_match"] > 0 and row["deliveries_per_event"] > 0 for row in sizes)
+    assert sizes[0]["ratio"] == 1.0
+
+
+def test_routing_sets_match_their_size() -> None:
+    from relay.config import parse_config
+
+    config, _ = parse_config(routing.build_config(50))
+    assert len(config.routes) == 50
+    kinds = {key for route in config.routes if route.match for key in route.match.model_fields_set}
+    assert {"agent", "flag", "status", "trigger", "youtube_channel"} <= kinds
+
+
+def test_memory_tiny() -> None:
+    result = memory.run(
+        memory.MemoryParams(events=60, connections=3, settle_seconds=0.0, timeout=20.0)
+    )
+    data = result.data
+    assert data["accepted"] == 60
+    assert data["pending"] + data["job_states"].get("dead", 0) == 60
+    assert data["peak_rss_mib"] >= data["idle_rss_mib"] > 0
+
+
+def test_cli_writes_json_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        assert main(["routing", "--quick", "--out", out]) == 0
+        document = json.loads((Path(out) / "routing.json").read_text())
+    printed = capsys.readouterr().out
+    assert "| routes" in printed and "### targets" in printed
+    assert document["bench"] == "routing"
+    assert document["machine"]["nproc"] >= 1
+    assert not math.isnan(document["results"]["sizes"][0]["us_per_match"])
+
+
+def test_run_ids_are_distinct_and_found_by_the_sink_pattern() -> None:
+    from bench.common import RUN_ID_PATTERN
+
+    ids = {run_id(i, "0123456789ab", w) for i in range(100) for w in (0, 1)}
+    assert len(ids) == 200
+    assert all(RUN_ID_PATTERN.fullmatch(i) for i in ids)
