@@ -117,8 +117,10 @@ class Dispatcher:
             share = delivery.per_channel or max(1, delivery.workers // 2)
             limit, skip, cap = self._claim_plan(delivery.workers, share)
             self._wake.clear()
+            # Nothing to claim when every channel is at its cap (a claim would scan the backlog).
+            can_claim = limit > 0 and not set(skip) >= set(self._runtime().channels)
             jobs: list[Job] = []
-            if limit > 0:
+            if can_claim:
                 try:
                     jobs = await self._store.claim(
                         now=self._clock(), lease=delivery.lease, limit=limit, exclude_channels=skip
@@ -139,7 +141,7 @@ class Dispatcher:
                 started += 1
             if started:
                 continue
-            await self._idle_wait(limit > 0)
+            await self._idle_wait(can_claim)
 
     async def _idle_wait(self, could_claim: bool) -> None:
         timeout = 1.0

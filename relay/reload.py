@@ -152,22 +152,27 @@ class Reloader:
     async def _watch(self) -> None:
         from watchfiles import awatch
 
-        folder, name = self._path.parent, self._path.name
+        folder, names = self._path.parent, (self._path.name, K8S_DATA_LINK)
+
+        def ours(_: object, changed: str) -> bool:
+            # The folder may also hold the store (relay.db): its writes must not wake us.
+            return Path(changed).name in names
+
         try:
-            async for changes in awatch(
+            async for _changes in awatch(
                 folder,
+                watch_filter=ours,
                 debounce=WATCH_DEBOUNCE_MS,
                 step=10,
                 stop_event=self._stop,
                 recursive=False,
             ):
-                if any(Path(changed).name in (name, K8S_DATA_LINK) for _, changed in changes):
-                    try:
-                        await self.reload("file change")
-                    except Exception:
-                        log.exception("config reload after a file change failed")
+                try:
+                    await self.reload("file change")
+                except Exception:
+                    log.exception("config reload after a file change failed")
         except Exception:
-            log.exception("watching %s stopped", name)
+            log.exception("watching %s stopped", self._path.name)
 
     async def stop(self) -> None:
         self._stop.set()

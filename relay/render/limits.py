@@ -70,6 +70,8 @@ def measure(text: str) -> int:
 def clean_text(text: str) -> str:
     """Event text made safe to carry: valid Unicode, ``\\n`` line ends, no control or bidi
     override characters (tabs and newlines stay)."""
+    if text.isascii() and text.isprintable():
+        return text  # the common case: nothing to clean
     if _SURROGATE.search(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return _NEWLINES.sub("\n", text).translate(_DROP)

@@ -671,6 +671,21 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
+def _settle_batch(ops: list[_Op], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    """One wake-up per event loop for a whole batch, not one per write."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, ...]]] = {}
+    for op, (result, error) in zip(ops, outcomes, strict=True):
+        by_loop.setdefault(op.loop, []).append((op.future, result, error))
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody waits
+            loop.call_soon_threadsafe(_settle_all, items)
+
+
+def _settle_all(items: list[tuple[Any, ...]]) -> None:
+    for future, result, error in items:
+        _settle(future, result, error)
+
+
 class _Writer:
     """The thread that owns the write connection and commits queued writes in batches."""
 
@@ -743,8 +758,7 @@ class _Writer:
             return
         self.commits += 1
         self.largest_batch = max(self.largest_batch, len(ops))
-        for op, (result, error) in zip(ops, outcomes, strict=True):
-            op.settle(result, error)
+        _settle_batch(ops, outcomes)
 
     def _apply(self, op: _Op) -> tuple[Any, BaseException | None]:
         """Run one write in its own savepoint; its failure undoes only its own changes."""
