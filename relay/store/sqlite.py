@@ -747,7 +747,16 @@ class _Writer:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            outcomes = [self._apply(op) for op in ops]
+            try:
+                # Fast path: no savepoint per write. Should one fail, redo the batch with
+                # savepoints, so that only the failing write is undone.
+                outcomes: list[tuple[Any, BaseException | None]] = [
+                    (op.fn(conn), None) for op in ops
+                ]
+            except Exception:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._apply(op) for op in ops]
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
