@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(describe_machine() + "\n", flush=True)
     results = run_benches(names, params, args.out, echo=lambda s: print(s, flush=True))
     print(targets_table(results).render())
-    print(f"\nTotal {time.monotonic() - started:.0f}s. JSON in {args.out}.")
+    print(f"\nTotal {time.monotonic() - started:.0f}s. JSON in {os.path.relpath(args.out)}.")
     return 0
 
 
