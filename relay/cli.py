@@ -28,6 +28,7 @@ from relay.events import Event
 from relay.logs import setup_logging
 from relay.receiver import SIGNATURE_HEADER, BadPayload, parse_json
 from relay.render import RenderError
+from relay.render.environment import duration
 from relay.runtime import Runtime
 from relay.store import StoreError, display_url, open_store
 
@@ -315,7 +316,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = time.time()
     print(f"{'channel':<24} {'state':<9} {'count':>7}  oldest")
     for row in rows:
-        age = "" if row.oldest_created_at is None else _age(now - row.oldest_created_at)
+        age = "" if row.oldest_created_at is None else duration(now - row.oldest_created_at)
         print(f"{row.channel:<24} {row.state:<9} {row.count:>7}  {age}")
     return 0
 
@@ -330,7 +331,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         for job in jobs:
             print(
                 f"{job.id}  {job.channel:<16} run {job.run_id}  attempts {job.attempts}  "
-                f"age {_age(now - job.created_at)}  {job.last_error or ''}"
+                f"age {duration(now - job.created_at)}  {job.last_error or ''}"
             )
         return 0
     if not args.all and not args.id:
@@ -341,17 +342,6 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         raise CliError(f"no dead letter with id {job_id}")
     print(f"replayed {count} dead letter(s); a running relay delivers them shortly")
     return 0
-
-
-def _age(seconds: float) -> str:
-    whole = max(0, int(seconds))
-    if whole >= 86400:
-        return f"{whole // 86400}d{whole % 86400 // 3600}h"
-    if whole >= 3600:
-        return f"{whole // 3600}h{whole % 3600 // 60}m"
-    if whole >= 60:
-        return f"{whole // 60}m{whole % 60}s"
-    return f"{whole}s"
 
 
 # --- schema ------------------------------------------------------------------------------------

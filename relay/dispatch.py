@@ -42,6 +42,17 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: Callable[[]
     return base / 2 + rng() * base / 2
 
 
+def _log_fields(job: Job, outcome: str) -> dict[str, object]:
+    """What every delivery log line carries."""
+    return {
+        "event_id": job.event_id,
+        "run_id": job.run_id,
+        "channel": job.channel,
+        "attempt": job.attempts + 1,
+        "outcome": outcome,
+    }
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -265,13 +276,7 @@ class Dispatcher:
         log.info(
             "delivered (%s)",
             note,
-            extra={
-                "event_id": job.event_id,
-                "run_id": job.run_id,
-                "channel": job.channel,
-                "attempt": job.attempts + 1,
-                "outcome": "sent",
-            },
+            extra=_log_fields(job, "sent"),
         )
 
     async def _retry(
@@ -289,8 +294,7 @@ class Dispatcher:
             delay = backoff_delay(
                 max(1, attempts), delivery.backoff.initial, delivery.backoff.max, self._rng
             )
-        age_from = getattr(job, "age_from", job.created_at)
-        if now + delay - age_from > delivery.max_age:
+        if now + delay - job.age_from > delivery.max_age:
             await self._dead(job, f"gave up after {delivery.max_age:g}s: {reason}")
             return
         await self._store.mark_retry(
@@ -301,13 +305,7 @@ class Dispatcher:
             "delivery failed, will retry in %.1fs: %s",
             delay,
             reason,
-            extra={
-                "event_id": job.event_id,
-                "run_id": job.run_id,
-                "channel": job.channel,
-                "attempt": job.attempts + 1,
-                "outcome": "retried",
-            },
+            extra=_log_fields(job, "retried"),
         )
 
     def _count(self, job: Job, outcome: str) -> None:
@@ -320,11 +318,5 @@ class Dispatcher:
         log.error(
             "delivery dead-lettered: %s",
             reason,
-            extra={
-                "event_id": job.event_id,
-                "run_id": job.run_id,
-                "channel": job.channel,
-                "attempt": job.attempts + 1,
-                "outcome": "dead",
-            },
+            extra=_log_fields(job, "dead"),
         )

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from relay.api import event_filter, inspector, int_param
 from relay.cli import sample_names
+from relay.render.environment import duration
 from relay.store.base import DELIVERY_STATES, StoreInspector
 from relay.ui.auth import (
     CSRF_FIELD,
@@ -64,16 +65,7 @@ def _when(value: float | None) -> str:
 
 
 def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    whole = max(0, int(seconds))
-    if whole >= 86400:
-        return f"{whole // 86400}d {whole % 86400 // 3600}h"
-    if whole >= 3600:
-        return f"{whole // 3600}h {whole % 3600 // 60}m"
-    if whole >= 60:
-        return f"{whole // 60}m {whole % 60}s"
-    return f"{whole}s"
+    return "–" if seconds is None else duration(seconds)
 
 
 def _environment() -> jinja2.Environment:
