@@ -21,6 +21,7 @@ from tests.conftest import read_jsonl, sample
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import DEFAULT_CHAT_ID, FakeTelegram
 from tests.relay_rig import Client, Rig, running_rig
+from tests.render.helpers import mrkdwn_texts
 from tests.render.test_hostile import HOSTILE, literal
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -48,23 +49,6 @@ def visible(text: str) -> str:
     plain = text.translate(LOOKALIKES)
     plain = plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(plain.split())
-
-
-def mrkdwn_texts(message: Any) -> list[str]:
-    found = [message.text]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.blocks or [])
-    return found
 
 
 def check_slack(rig: Rig, via_webhook: bool) -> None:

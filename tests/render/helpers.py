@@ -6,7 +6,7 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from relay.channels.base import Limits, Message
 from relay.events import Event
@@ -85,8 +85,14 @@ def slack_texts(message: Message) -> list[str]:
     return found
 
 
-def mrkdwn_texts(message: Message) -> list[str]:
-    """The fallback text and every mrkdwn text object (what Slack parses)."""
+class SlackLike(Protocol):
+    text: str
+    blocks: list[dict[str, Any]] | None
+
+
+def mrkdwn_texts(message: SlackLike) -> list[str]:
+    """The fallback text and every mrkdwn text object (what Slack parses): of a rendered
+    ``Message`` or of a message a fake Slack received."""
     found: list[str] = [message.text]
 
     def walk(node: Any) -> None:
