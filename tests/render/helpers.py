@@ -86,8 +86,11 @@ def slack_texts(message: Message) -> list[str]:
 
 
 class SlackLike(Protocol):
-    text: str
-    blocks: list[dict[str, Any]] | None
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def blocks(self) -> list[dict[str, Any]] | None: ...
 
 
 def mrkdwn_texts(message: SlackLike) -> list[str]:
