@@ -16,37 +16,32 @@ index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the back
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from relay.store.base import (
-    DELIVERY_STATES,
     AcceptResult,
-    Attempt,
     ChannelStatus,
     Counts,
     EventFilter,
     EventRecord,
     Job,
-    JobRecord,
     JobSpec,
     NewEvent,
     StoreError,
 )
+from relay.store.sqlite_inspect import count_states, get_event, list_events
+from relay.store.sqlite_writer import Op, Writer
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
-MAX_BATCH = 1000
 PRUNE_CHUNK = 1000
 MAX_LOG = 100
 """Attempt-log entries kept per job (the newest)."""
@@ -138,7 +133,7 @@ class SQLiteStore:
         self.path = path
         self.sync = sync
         self.create = create
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
 
@@ -161,7 +156,7 @@ class SQLiteStore:
         if self._reader is not None:
             return
         writer_conn, self._reader = await asyncio.to_thread(self._connect)
-        self._writer = _Writer(writer_conn)
+        self._writer = Writer(writer_conn)
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
@@ -267,13 +262,13 @@ class SQLiteStore:
     async def list_events(
         self, *, limit: int = 50, before: int | None = None, where: EventFilter | None = None
     ) -> list[EventRecord]:
-        return await self._read(lambda c: _list_events(c, limit, before, where or EventFilter()))
+        return await self._read(lambda c: list_events(c, limit, before, where or EventFilter()))
 
     async def get_event(self, event_id: str) -> EventRecord | None:
-        return await self._read(lambda c: _get_event(c, event_id))
+        return await self._read(lambda c: get_event(c, event_id))
 
     async def counts(self) -> Counts:
-        return await self._read(_counts)
+        return await self._read(count_states)
 
     async def has_newer(self, job: Job) -> bool:
         sql = f"""SELECT 1 FROM jobs WHERE run_id = ? AND channel = ? AND id > ? AND {_OPEN}
@@ -286,7 +281,7 @@ class SQLiteStore:
             raise StoreError("store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._writer.submit(_Op(fn, loop, future))
+        self._writer.submit(Op(fn, loop, future))
         return cast(T, await future)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -547,239 +542,3 @@ def _prune_runs(c: sqlite3.Connection, older_than: float) -> None:
     c.execute(
         "DELETE FROM cards WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = cards.run_id)"
     )
-
-
-# --- inspection (``StoreInspector``) -------------------------------------------------------------
-
-_OPEN_J = "j.state IN ('pending', 'inflight')"
-_DELIVERY_SQL = {
-    "sent": "j.state = 'sent'",
-    "pending": f"{_OPEN_J} AND j.attempts = 0 AND j.last_error IS NULL",
-    "retrying": f"{_OPEN_J} AND (j.attempts > 0 OR j.last_error IS NOT NULL)",
-    "dead": "j.state = 'dead'",
-}
-"""``base.delivery_state`` as SQL, for filtering and counting."""
-assert set(_DELIVERY_SQL) == set(DELIVERY_STATES)
-
-
-def _text_at(path: str) -> str:
-    """SQL for the string at ``path`` in the payload, else NULL."""
-    body = "CAST(e.body AS TEXT)"
-    text = f"CASE json_type({body}, '{path}') WHEN 'text' THEN json_extract({body}, '{path}') END"
-    return f"CASE WHEN json_valid({body}) THEN {text} END"
-
-
-_EVENT_COLUMNS = f"""e.seq, e.event_id, e.flag, e.status, e.agent_id, e.run_id, e.received_at,
-    {_text_at("$.triggered_by.type")}, {_text_at("$.triggered_by.video_title")}"""
-_RECORD_COLUMNS = """j.event_seq, j.id, j.channel, j.route, j.template, j.mode, j.state,
-    j.attempts, j.created_at, j.next_attempt_at, j.last_error, j.finished_at"""
-
-
-def _list_events(
-    c: sqlite3.Connection, limit: int, before: int | None, where: EventFilter
-) -> list[EventRecord]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    if before is not None:
-        clauses.append("e.seq < ?")
-        args.append(before)
-    for column in ("flag", "status", "agent_id", "run_id"):
-        value = getattr(where, column)
-        if value is not None:
-            clauses.append(f"e.{column} = ?")
-            args.append(value)
-    if where.delivery is not None:
-        condition = _DELIVERY_SQL.get(where.delivery, "0")
-        clauses.append(f"EXISTS (SELECT 1 FROM jobs j WHERE j.event_seq = e.seq AND {condition})")
-    sql = f"SELECT {_EVENT_COLUMNS} FROM events e"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    rows = c.execute(f"{sql} ORDER BY e.seq DESC LIMIT ?", (*args, max(0, limit))).fetchall()
-    jobs = _jobs_of(c, [row[0] for row in rows], with_log=False)
-    return [_event_record(row, jobs.get(row[0], ())) for row in rows]
-
-
-def _get_event(c: sqlite3.Connection, event_id: str) -> EventRecord | None:
-    sql = f"SELECT {_EVENT_COLUMNS}, e.body FROM events e WHERE e.event_id = ?"
-    row = c.execute(sql, (event_id,)).fetchone()
-    if row is None:
-        return None
-    jobs = _jobs_of(c, [row[0]], with_log=True)
-    return _event_record(row, jobs.get(row[0], ()), body=bytes(row[9]))
-
-
-def _jobs_of(
-    c: sqlite3.Connection, seqs: list[int], *, with_log: bool
-) -> dict[int, tuple[JobRecord, ...]]:
-    if not seqs:
-        return {}
-    marks = ", ".join("?" * len(seqs))
-    sql = f"SELECT {_RECORD_COLUMNS} FROM jobs j WHERE j.event_seq IN ({marks}) ORDER BY j.id"
-    rows = c.execute(sql, seqs).fetchall()
-    logs: dict[int, list[Attempt]] = {}
-    if with_log and rows:
-        ids = [row[1] for row in rows]
-        sql = f"""SELECT job_id, at, outcome, error, rendered FROM attempts
-            WHERE job_id IN ({", ".join("?" * len(ids))}) ORDER BY id"""
-        for job_id, *entry in c.execute(sql, ids).fetchall():
-            logs.setdefault(job_id, []).append(Attempt(*entry))
-    jobs: dict[int, list[JobRecord]] = {}
-    for row in rows:
-        seq, key = row[0], row[1]
-        record = JobRecord(
-            str(key), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
-            row[11], tuple(logs.get(key, ())),
-        )  # fmt: skip
-        jobs.setdefault(seq, []).append(record)
-    return {seq: tuple(records) for seq, records in jobs.items()}
-
-
-def _event_record(
-    row: Sequence[Any], jobs: tuple[JobRecord, ...], body: bytes | None = None
-) -> EventRecord:
-    return EventRecord(
-        row[1], row[0], row[2], row[3], row[4], row[5], row[6], row[7] or "none", row[8], jobs, body
-    )
-
-
-def _counts(c: sqlite3.Connection) -> Counts:
-    sums = ", ".join(f"coalesce(sum({_DELIVERY_SQL[s]}), 0)" for s in DELIVERY_STATES)
-    received = c.execute("SELECT count(*) FROM events").fetchone()[0]
-    by_state = dict(
-        zip(DELIVERY_STATES, c.execute(f"SELECT {sums} FROM jobs j").fetchone(), strict=True)
-    )
-    return Counts(received=received, **by_state)
-
-
-@dataclass(slots=True)
-class _Op:
-    fn: Callable[[sqlite3.Connection], Any]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-
-    def settle(self, result: Any, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody waits
-            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
-
-
-def _settle_batch(ops: list[_Op], outcomes: list[tuple[Any, BaseException | None]]) -> None:
-    """One wake-up per event loop for a whole batch, not one per write."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, ...]]] = {}
-    for op, (result, error) in zip(ops, outcomes, strict=True):
-        by_loop.setdefault(op.loop, []).append((op.future, result, error))
-    for loop, items in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody waits
-            loop.call_soon_threadsafe(_settle_all, items)
-
-
-def _settle_all(items: list[tuple[Any, ...]]) -> None:
-    for future, result, error in items:
-        _settle(future, result, error)
-
-
-class _Writer:
-    """The thread that owns the write connection and commits queued writes in batches."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._stopping = False
-        self.commits = 0
-        self.largest_batch = 0
-        self._thread = threading.Thread(target=self._run, name="relay-sqlite-writer", daemon=True)
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive() and not self._stopping
-
-    @property
-    def queued(self) -> int:
-        return self._queue.qsize()
-
-    def submit(self, op: _Op) -> None:
-        with self._lock:
-            if not self.alive:
-                raise StoreError("store is closed")
-            self._queue.put(op)
-
-    def stop(self) -> None:
-        """Run every write already queued, then close the connection."""
-        with self._lock:
-            if not self._stopping:
-                self._stopping = True
-                self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            running = True
-            while running:
-                batch = [self._queue.get()]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                ops = [op for op in batch if op is not None]
-                running = len(ops) == len(batch)
-                if ops:
-                    self._commit(ops)
-        finally:
-            self._stopping = True
-            self._conn.close()
-            while not self._queue.empty():
-                op = self._queue.get_nowait()
-                if op is not None:
-                    op.settle(None, StoreError("store is closed"))
-
-    def _commit(self, ops: list[_Op]) -> None:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Fast path: no savepoint per write. Should one fail, redo the batch with
-                # savepoints, so that only the failing write is undone.
-                outcomes: list[tuple[Any, BaseException | None]] = [
-                    (op.fn(conn), None) for op in ops
-                ]
-            except Exception:
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                outcomes = [self._apply(op) for op in ops]
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            for op in ops:
-                op.settle(None, StoreError(f"store write failed: {exc}"))
-            return
-        self.commits += 1
-        self.largest_batch = max(self.largest_batch, len(ops))
-        _settle_batch(ops, outcomes)
-
-    def _apply(self, op: _Op) -> tuple[Any, BaseException | None]:
-        """Run one write in its own savepoint; its failure undoes only its own changes."""
-        conn = self._conn
-        conn.execute("SAVEPOINT op")
-        try:
-            result = op.fn(conn)
-        except Exception as exc:
-            conn.execute("ROLLBACK TO op")
-            conn.execute("RELEASE op")
-            if isinstance(exc, sqlite3.Error):
-                return None, StoreError(f"store write failed: {exc}")
-            return None, exc
-        conn.execute("RELEASE op")
-        return result, None
