@@ -1,12 +1,11 @@
 """The embedded store: one SQLite file in WAL mode, written by one thread with group commit.
 
-Every write is a function the writer thread runs on its own connection. It takes every write
-queued so far, runs each inside a SAVEPOINT of one transaction and commits once: N concurrent
-accepts cost one fsync, and a failing write rolls back only its own savepoint. Reads use a second
-connection in a worker thread; the event loop never waits on SQLite.
+Every write is a function the writer thread (``sqlite_writer``) runs on its own connection, many
+in one transaction: N concurrent accepts cost one fsync, and a failing write undoes only itself.
+Reads use a second connection in a worker thread; the event loop never waits on SQLite.
 
 Every ``mark_*`` and ``replay`` also appends to the job's attempt log (same write), which the
-web UI reads through the ``StoreInspector`` methods.
+web UI reads through the ``StoreInspector`` methods (``sqlite_inspect``).
 
 Per (run_id, channel) exactly the oldest unfinished job has ``head = 1``, and ``due_at`` says when
 a job may be claimed (``next_attempt_at`` when pending, the lease's end when inflight). A partial
