@@ -257,9 +257,17 @@ class Dispatcher:
             await self._dead(job, f"template error: {exc}")
             return
         except RetryableError as exc:
-            if exc.rate_limited and exc.retry_after:
-                self._limiter.block(channel.rate_key, self._clock() + exc.retry_after)
-            await self._retry(job, exc.reason, exc.retry_after, count=not exc.rate_limited)
+            retry_after = exc.retry_after
+            if exc.rate_limited:
+                backoff = runtime.loaded.config.delivery.backoff
+                retry_after = self._limiter.throttled(
+                    channel.rate_key,
+                    self._clock(),
+                    retry_after,
+                    base=backoff.initial,
+                    maximum=backoff.max,
+                )
+            await self._retry(job, exc.reason, retry_after, count=not exc.rate_limited)
             return
         except PermanentError as exc:
             await self._dead(job, exc.reason)
@@ -267,6 +275,7 @@ class Dispatcher:
         except TimeoutError:
             await self._retry(job, f"no answer within {timeout:g}s", None, count=True)
             return
+        self._limiter.recovered(channel.rate_key)
         sent_at = self._clock()
         await self._store.mark_sent(job.id, now=sent_at, rendered=rendered)
         self._count(job, "sent")

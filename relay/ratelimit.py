@@ -19,6 +19,21 @@ class RateLimiter:
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
         self._blocked_until: dict[str, float] = {}
+        self._streaks: dict[str, int] = {}
+
+    def throttled(
+        self, key: str, now: float, retry_after: float | None, *, base: float, maximum: float
+    ) -> float:
+        """A 429 from the destination: hold every send to it for its ``Retry-After``, or,
+        without one, for a backoff that doubles with each 429 in a row. Returns the hold."""
+        streak = self._streaks[key] = self._streaks.get(key, 0) + 1
+        hold = retry_after if retry_after is not None else min(maximum, base * 2 ** (streak - 1))
+        self.block(key, now + hold)
+        return hold
+
+    def recovered(self, key: str) -> None:
+        """A send went through: the next 429 starts a new streak."""
+        self._streaks.pop(key, None)
 
     def block(self, key: str, until: float) -> None:
         """The destination said "not before ``until``" (a 429's Retry-After): hold every send."""
