@@ -1,4 +1,4 @@
-"""A Redis for the tests: ``REDIS_URL`` if set, else a ``redis-server`` this session starts.
+"""A Redis for the tests: ``REDIS_URL`` if set, else a ``redis-server`` the test run starts.
 
 Without either the Redis tests skip, unless ``RELAY_REQUIRE_REDIS=1`` (then they fail). A Redis
 named by ``REDIS_URL`` is never flushed: each test gets its own namespace and only that
