@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from relay.cli import CliError, route_test, sample_bytes, sample_names
+from relay.dryrun import DryRunError, route_test, sample_bytes, sample_names
 from relay.receiver import error
 from relay.store.base import DELIVERY_STATES, EventFilter, StoreInspector
 from relay.ui.auth import api_session
@@ -158,7 +158,7 @@ async def run_route_test(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
         result = route_test(request.app[UI].relay.runtime, raw)
-    except CliError as exc:
+    except DryRunError as exc:
         return error(400, str(exc))
     return web.json_response(result)
 

@@ -10,13 +10,11 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import ValidationError
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -24,10 +22,9 @@ from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config
 from relay.config import _one_or_many as one_or_many
 from relay.confmodel import _DURATION as DURATION_PATTERN
 from relay.confmodel import parse_duration
-from relay.events import Event
+from relay.dryrun import DryRunError, route_test, sample_bytes, sample_names
 from relay.logs import setup_logging
-from relay.receiver import SIGNATURE_HEADER, BadPayload, parse_json
-from relay.render import RenderError
+from relay.receiver import SIGNATURE_HEADER
 from relay.render.environment import duration
 from relay.runtime import Runtime
 from relay.store import StoreError, display_url, open_store
@@ -163,7 +160,10 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         raw = Path(args.event).read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {args.event}: {exc.strerror}") from None
-    result = route_test(Runtime.build(loaded), raw)
+    try:
+        result = route_test(Runtime.build(loaded), raw)
+    except DryRunError as exc:
+        raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0
@@ -186,65 +186,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def route_test(runtime: Runtime, raw: bytes) -> dict[str, Any]:
-    """Which routes and channels an event reaches, and each rendered message; sends nothing."""
-    try:
-        payload = parse_json(raw)
-        event = Event.model_validate(payload)
-    except BadPayload as exc:
-        raise CliError(f"not valid JSON: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "event"
-        raise CliError(f"not a Mosaic event: {where}: {first['msg']}") from None
-    deliveries = []
-    now = time.time()
-    for delivery in runtime.router.match(event):
-        channel = runtime.channels[delivery.channel]
-        entry: dict[str, Any] = {
-            "route": delivery.route.name,
-            "channel": delivery.channel,
-            "type": getattr(getattr(channel, "settings", None), "type", "?"),
-            "template": delivery.template,
-            "mode": delivery.route.mode,
-        }
-        try:
-            message = runtime.render(
-                delivery.channel,
-                delivery.template,
-                event,
-                event_id="(dry-run)",
-                route=delivery.route.name,
-                run_started_at=now,
-                now=now,
-            )
-        except RenderError as exc:
-            entry["error"] = str(exc)
-        else:
-            entry.update(text=message.text, subject=message.subject)
-            if message.blocks is not None:
-                entry["blocks"] = message.blocks
-            if message.html is not None:
-                entry["html"] = message.html
-        deliveries.append(entry)
-    return {
-        "event": {"flag": event.flag, "status": event.status, "run_id": event.run_id},
-        "deliveries": deliveries,
-    }
-
-
 # --- send-sample -------------------------------------------------------------------------------
-
-
-def sample_names() -> list[str]:
-    folder = resources.files("relay") / "samples"
-    return sorted(
-        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
-    )
-
-
-def sample_bytes(name: str) -> bytes:
-    return (resources.files("relay") / "samples" / f"{name}.json").read_bytes()
 
 
 def cmd_send_sample(args: argparse.Namespace) -> int:

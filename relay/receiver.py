@@ -148,13 +148,13 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
-def signature_ok(provided: list[str], secrets: tuple[bytes, ...]) -> bool:
+def signature_ok(provided: list[str], accepted: tuple[bytes, ...]) -> bool:
     """Exactly one header, equal (constant time, as bytes) to any configured secret."""
     if len(provided) != 1:
         return False
     given = provided[0].encode("utf-8", "surrogateescape")
     matched = False
-    for secret in secrets:
+    for secret in accepted:
         matched |= hmac.compare_digest(given, secret)
     return matched
 

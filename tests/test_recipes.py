@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from relay.app import RELAY, build_app
-from relay.cli import route_test
 from relay.config import ConfigError, load_config
+from relay.dryrun import route_test
 from relay.receiver import SIGNATURE_HEADER
 from relay.runtime import Runtime
 from tests.conftest import SAMPLES, sample, sample_names, wait_until

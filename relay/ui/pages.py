@@ -18,7 +18,7 @@ import jinja2
 from aiohttp import web
 
 from relay.api import event_filter, inspector, int_param
-from relay.cli import sample_names
+from relay.dryrun import sample_names
 from relay.render.environment import duration
 from relay.store.base import DELIVERY_STATES, StoreInspector
 from relay.ui.auth import (

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from relay.app import RELAY
-from relay.cli import route_test, sample_bytes, sample_names
+from relay.dryrun import route_test, sample_bytes, sample_names
 from relay.store import SQLiteStore
 from tests.conftest import read_jsonl, sample, wait_until
 from tests.ui.conftest import (

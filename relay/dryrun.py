@@ -1,0 +1,79 @@
+"""Dry runs: which routes and channels an event reaches and each rendered message, sending
+nothing (``relay route-test``, the web UI's route tester), and the bundled sample events."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import Any
+
+from pydantic import ValidationError
+
+from relay.events import Event
+from relay.receiver import BadPayload, parse_json
+from relay.render import RenderError
+from relay.runtime import Runtime
+
+__all__ = ["DryRunError", "route_test", "sample_bytes", "sample_names"]
+
+
+class DryRunError(ValueError):
+    """The input is not a Mosaic event; the text says why in one line."""
+
+
+def route_test(runtime: Runtime, raw: bytes) -> dict[str, Any]:
+    """Which routes and channels an event reaches, and each rendered message; sends nothing."""
+    try:
+        payload = parse_json(raw)
+        event = Event.model_validate(payload)
+    except BadPayload as exc:
+        raise DryRunError(f"not valid JSON: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "event"
+        raise DryRunError(f"not a Mosaic event: {where}: {first['msg']}") from None
+    deliveries = []
+    now = time.time()
+    for delivery in runtime.router.match(event):
+        channel = runtime.channels[delivery.channel]
+        entry: dict[str, Any] = {
+            "route": delivery.route.name,
+            "channel": delivery.channel,
+            "type": getattr(getattr(channel, "settings", None), "type", "?"),
+            "template": delivery.template,
+            "mode": delivery.route.mode,
+        }
+        try:
+            message = runtime.render(
+                delivery.channel,
+                delivery.template,
+                event,
+                event_id="(dry-run)",
+                route=delivery.route.name,
+                run_started_at=now,
+                now=now,
+            )
+        except RenderError as exc:
+            entry["error"] = str(exc)
+        else:
+            entry.update(text=message.text, subject=message.subject)
+            if message.blocks is not None:
+                entry["blocks"] = message.blocks
+            if message.html is not None:
+                entry["html"] = message.html
+        deliveries.append(entry)
+    return {
+        "event": {"flag": event.flag, "status": event.status, "run_id": event.run_id},
+        "deliveries": deliveries,
+    }
+
+
+def sample_names() -> list[str]:
+    folder = resources.files("relay") / "samples"
+    return sorted(
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+    )
+
+
+def sample_bytes(name: str) -> bytes:
+    return (resources.files("relay") / "samples" / f"{name}.json").read_bytes()
