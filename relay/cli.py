@@ -15,13 +15,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
-from pydantic_core import core_schema
 
 from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config
-from relay.config import _one_or_many as one_or_many
-from relay.confmodel import _DURATION as DURATION_PATTERN
-from relay.confmodel import parse_duration
 from relay.dryrun import DryRunError, route_test, sample_bytes, sample_names
 from relay.logs import setup_logging
 from relay.receiver import SIGNATURE_HEADER
@@ -291,32 +286,9 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-class EditorSchema(GenerateJsonSchema):
-    """What the YAML may say before the validators convert it: editors check the text as typed.
-
-    A duration is a number or a string like ``5m``; a match value or ``to:`` is one name or a list.
-    """
-
-    def function_before_schema(
-        self, schema: core_schema.BeforeValidatorFunctionSchema
-    ) -> JsonSchemaValue:
-        function = schema["function"]["function"]
-        if function is parse_duration:
-            return {
-                "anyOf": [
-                    {"type": "number", "minimum": 0},
-                    {"type": "string", "pattern": DURATION_PATTERN.pattern},
-                ]
-            }
-        if function is one_or_many:
-            many = self.generate_inner(schema["schema"])
-            return {"anyOf": [{"type": "string"}, {**many, "minItems": 1}]}
-        return super().function_before_schema(schema)
-
-
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of relay.yaml (``config/relay.schema.json`` is this, committed)."""
-    schema = RelayConfig.model_json_schema(by_alias=True, schema_generator=EditorSchema)
+    schema = RelayConfig.model_json_schema(by_alias=True)
     schema.pop("title", None)
     return {"$schema": SCHEMA_DIALECT, "title": "Mosaic Relay config (relay.yaml)", **schema}
 

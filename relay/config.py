@@ -21,6 +21,7 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -54,7 +55,20 @@ def _one_or_many(value: object) -> object:
     return value
 
 
-StrList = Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+StrList = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_one_or_many),
+    Field(min_length=1),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            ]
+        }
+    ),
+]
+"""One name or a non-empty list of names."""
 
 
 class ServerSettings(StrictModel):
