@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from pydantic import ValidationError
 
 from relay.events import Event
 from relay.metrics import Metrics, flag_label
+from relay.rejections import RejectionLog
+from relay.render.limits import oneline
 from relay.runtime import Runtime
 from relay.store.base import JobSpec, NewEvent, Store
 
@@ -32,6 +35,8 @@ MAX_INT_DIGITS = 30
 RETRY_AFTER_SECONDS = "1"
 FLAG_KEY = web.ResponseKey("relay_flag", str)
 RESULT_KEY = web.ResponseKey("relay_result", str)
+REASON_KEY = web.ResponseKey("relay_rejected_because", str)
+SEEN_KEY = web.ResponseKey("relay_rejected_event", tuple)
 _RESULT_BY_STATUS = {
     202: "accepted",
     401: "unauthorized",
@@ -51,6 +56,15 @@ def _reject_constant(name: str) -> Any:
     raise BadPayload(f"{name} is not valid JSON")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys repeat is refused: the relay and an auditor could read other events."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        repeated = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise BadPayload(f"key {oneline(repeated)[:40]!r} appears twice in one JSON object")
+    return obj
+
+
 def _parse_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise BadPayload("number too large")
@@ -65,7 +79,7 @@ def _parse_float(text: str) -> float:
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, bounded nesting and number size."""
+    """Strict JSON: UTF-8, no NaN/Infinity, no repeated keys, bounded nesting and number size."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -76,6 +90,7 @@ def parse_json(body: bytes) -> Any:
     try:
         value = json.loads(
             text,
+            object_pairs_hook=_unique_keys,
             parse_constant=_reject_constant,
             parse_int=_parse_int,
             parse_float=_parse_float,
@@ -148,6 +163,13 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
+def rejected(status: int, message: str, reason: str, **extra: Any) -> web.Response:
+    """An error answer to a webhook, tagged with a short reason for the rejection log."""
+    answer = error(status, message, **extra)
+    answer[REASON_KEY] = reason
+    return answer
+
+
 def signature_ok(provided: list[str], accepted: tuple[bytes, ...]) -> bool:
     """Exactly one header, equal (constant time, as bytes) to any configured secret."""
     if len(provided) != 1:
@@ -168,6 +190,7 @@ class Receiver:
         *,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        rejections: RejectionLog | None = None,
     ) -> None:
         self._metrics = metrics
         self._store = store
@@ -175,11 +198,18 @@ class Receiver:
         self._on_accepted = on_accepted
         self._clock = clock
         self._in_flight = 0
+        self.rejections = rejections or RejectionLog(clock=clock)
         self.draining = False
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         response = await self._admit(request)
+        reason = response.get(REASON_KEY)
+        if reason is not None:
+            flag, run_id = response.get(SEEN_KEY) or (None, None)
+            self.rejections.record(
+                response.status, reason, request.remote, flag=flag, run_id=run_id
+            )
         if self._metrics is not None:
             result = response.get(RESULT_KEY) or _RESULT_BY_STATUS.get(response.status, "invalid")
             self._metrics.webhooks.labels(flag_label(response.get(FLAG_KEY)), result).inc()
@@ -187,12 +217,21 @@ class Receiver:
         return response
 
     async def _admit(self, request: web.Request) -> web.Response:
+        """Checks that need no body come first, so an unsigned client never holds a slot."""
         if self.draining:
             answer = error(503, "shutting down; retry shortly")
             answer.force_close()
             return answer
         runtime = self._runtime()
         server = runtime.loaded.config.server
+        limit = server.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return rejected(413, f"body larger than {limit} bytes", "body too large")
+        if runtime.secrets or not runtime.loaded.config.auth.allow_unsigned:
+            provided = request.headers.getall(SIGNATURE_HEADER, [])
+            if not signature_ok(provided, runtime.secrets):
+                reason = "repeated" if len(provided) > 1 else ("missing" if not provided else "bad")
+                return rejected(401, f"{reason} {SIGNATURE_HEADER} header", f"{reason} signature")
         if self._in_flight >= server.max_in_flight:
             return error(503, "overloaded; retry shortly")
         self._in_flight += 1
@@ -204,34 +243,31 @@ class Receiver:
     async def _handle(self, request: web.Request, runtime: Runtime) -> web.Response:
         server = runtime.loaded.config.server
         limit = server.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            return error(413, f"body larger than {limit} bytes")
         try:
             async with asyncio.timeout(server.read_timeout):
                 body = await _read_body(request.content, limit)
         except TimeoutError:
-            answer = error(408, f"body not received within {server.read_timeout:g}s")
+            answer = rejected(
+                408, f"body not received within {server.read_timeout:g}s", "body too slow"
+            )
             answer.force_close()
             return answer
         except (RequestPayloadError, HttpProcessingError, ConnectionError) as exc:
             detail = _short(exc).removeprefix("400, message: ")
-            return error(400, f"cannot read the body: {detail}")
+            return rejected(400, f"cannot read the body: {detail}", "unreadable body")
         if body is None:
-            return error(413, f"body larger than {limit} bytes")
-
-        if runtime.secrets or not runtime.loaded.config.auth.allow_unsigned:
-            provided = request.headers.getall(SIGNATURE_HEADER, [])
-            if not signature_ok(provided, runtime.secrets):
-                reason = "repeated" if len(provided) > 1 else ("missing" if not provided else "bad")
-                return error(401, f"{reason} {SIGNATURE_HEADER} header")
+            return rejected(413, f"body larger than {limit} bytes", "body too large")
 
         try:
             payload = parse_json(body)
         except BadPayload as exc:
-            return error(400, str(exc))
+            return rejected(400, str(exc), "invalid JSON")
         if not isinstance(payload, dict):
-            return error(
-                422, "not a Mosaic event", details=[{"loc": [], "msg": "expected a JSON object"}]
+            return rejected(
+                422,
+                "not a Mosaic event",
+                "not a Mosaic event",
+                details=[{"loc": [], "msg": "expected a JSON object"}],
             )
         try:
             event = Event.model_validate(payload)
@@ -240,7 +276,11 @@ class Receiver:
                 {"loc": list(e["loc"]), "msg": e["msg"]}
                 for e in exc.errors(include_url=False, include_input=False, include_context=False)
             ]
-            return error(422, "not a Mosaic event", details=details)
+            answer = rejected(422, "not a Mosaic event", "not a Mosaic event", details=details)
+            flag, run_id = payload.get("flag"), payload.get("run_id")
+            if isinstance(flag, str) and isinstance(run_id, str):
+                answer[SEEN_KEY] = (oneline(flag)[:40], oneline(run_id)[:80])
+            return answer
 
         canonical = canonical_json(payload)
         is_test = event.flag == "TEST"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,31 @@ async def test_overload_answers_503_and_keeps_what_it_accepted(
     assert second.status == 503 and second.headers["Retry-After"]
     gate.set()
     assert (await first).status == 202
+
+
+async def test_rejections_are_logged_without_the_header_value(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="relay.receiver")
+    assert (await post(client, sample("test"), signed("wrong-secret-value"))).status == 401
+    invalid = {**sample("run_finished_failed"), "run_id": 7}
+    assert (await post(client, invalid)).status == 422
+    partly = {**sample("run_finished_failed"), "status": None}
+    assert (await post(client, partly)).status == 422
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [getattr(r, "reason", None) for r in warnings] == [
+        "bad signature",
+        "not a Mosaic event",
+    ]  # the second 422 is held back: one line per reason per minute
+    assert "127.0.0.1" in warnings[0].getMessage()
+    assert all("wrong-secret-value" not in r.getMessage() for r in caplog.records)
+    recent = client.app[RELAY].receiver.rejections.recent()
+    assert [(r.status, r.reason) for r in recent] == [
+        (422, "not a Mosaic event"),
+        (422, "not a Mosaic event"),
+        (401, "bad signature"),
+    ]
+    assert (recent[0].flag, recent[0].run_id) == (
+        "RUN_FINISHED",
+        sample("run_finished_failed")["run_id"],
+    )

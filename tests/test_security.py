@@ -520,3 +520,37 @@ def test_config_errors_never_echo_a_secret(tmp_path: Path, channel: str, secret:
     message = str(caught.value)
     assert "channels.c" in message
     assert_no_secret(message, [secret, "wh-s3cret0"])
+
+
+async def test_unsigned_slow_bodies_cannot_take_the_webhook_slots(make_client: MakeClient) -> None:
+    """25 unsigned clients that declare a body and send one byte of it are refused on their
+    headers: they never hold one of the 5 slots, and signed webhooks keep being accepted."""
+    client = await make_client(with_server(max_in_flight=5, read_timeout="30s"))
+    receiver = client.app[RELAY].receiver
+    head = f"POST {PATH} HTTP/1.1\r\nHost: relay\r\nContent-Length: 1000\r\n\r\n{{".encode()
+    attackers = [await asyncio.open_connection("127.0.0.1", client.server.port) for _ in range(25)]
+    try:
+        for _, writer in attackers:
+            writer.write(head)
+            await writer.drain()
+        answers = [json_body(await read_answer(reader)) for reader, _ in attackers]
+        assert {status for status, _ in answers} == {401}
+        assert receiver._in_flight == 0
+        for _ in range(5):
+            good = await client.post(PATH, json=sample("test"), headers=SIGNED)
+            assert good.status == 200
+    finally:
+        for _, writer in attackers:
+            writer.close()
+
+
+async def test_repeated_json_keys_are_refused(make_client: MakeClient) -> None:
+    client = await make_client(BASE_CONFIG)
+    body = json.dumps(sample("run_finished_failed"))[:-1] + ', "flag": "TEST"}'
+    answer = await client.post(PATH, data=body.encode(), headers=SIGNED)
+    assert answer.status == 400
+    assert "'flag' appears twice" in (await answer.json())["error"]
+    nested = (
+        b'{"flag": "TEST", "agent_id": "a", "run_id": "r", "status": "s", "x": {"k": 1, "k": 2}}'
+    )
+    assert (await client.post(PATH, data=nested, headers=SIGNED)).status == 400
