@@ -194,7 +194,7 @@ def test_dlq_replay_all_requeues_every_dead_letter(
     assert again.code == 0 and again.out.startswith("replayed 0 dead letter(s)")
 
 
-@pytest.mark.parametrize("job_id", ["999999", "not-an-id", "sent-job"])
+@pytest.mark.parametrize("job_id", ["999999", "not-an-id", "9" * 22, "sent-job"])
 def test_dlq_replay_of_an_unknown_id_fails_with_one_line(
     relay: Callable[..., Output], populated: tuple[Path, dict[str, str]], job_id: str
 ) -> None:

@@ -46,6 +46,8 @@ MAX_LOG = 100
 """Attempt-log entries kept per job (the newest)."""
 BUSY_TIMEOUT_S = 10.0
 _OPEN = "state IN ('pending', 'inflight')"
+_MAX_JOB_KEY = 2**63 - 1
+"""SQLite's largest integer (a row id never goes past it)."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -358,11 +360,13 @@ def _execute(c: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
 
 
 def _job_key(job_id: str) -> int:
-    """A job id as the table's key; an id that is not ours matches nothing."""
-    try:
-        return int(job_id)
-    except ValueError:
+    """A job id as the table's key; an id that is not ours matches nothing: anything but the
+    decimal text the store wrote (no sign, spaces, ``_`` or leading zero), or past SQLite's
+    64-bit integers (which it could not even bind)."""
+    if not (job_id.isascii() and job_id.isdigit()) or len(job_id) > len(str(_MAX_JOB_KEY)):
         return -1
+    key = int(job_id)
+    return key if key <= _MAX_JOB_KEY and str(key) == job_id else -1
 
 
 def _job(row: Sequence[Any], state: str | None = None) -> Job:

@@ -223,7 +223,8 @@ async def test_a_late_mark_does_not_revive_a_finished_job(store: Store) -> None:
 
 
 async def test_unknown_job_ids_are_ignored(store: Store) -> None:
-    for job_id in ["999999", "not-a-job"]:
+    huge = "9" * 23  # past SQLite's 64-bit integers
+    for job_id in ["999999", "not-a-job", huge, "-" + huge, str(2**63), "", "١٢"]:
         await store.mark_sent(job_id, now=T0)
         await store.mark_retry(job_id, next_attempt_at=T0, error="x")
         await store.mark_dead(job_id, error="x", now=T0)
@@ -290,6 +291,22 @@ async def test_replay_one_resets_attempts_and_age(store: Store) -> None:
     assert (again.attempts, again.created_at, again.age_from) == (0, T0, T0 + 500)
     assert again.next_attempt_at == T0 + 500
     assert await store.replay(job.id, now=T0 + 501) == 0
+
+
+async def test_replay_takes_a_job_id_only_as_written(store: Store) -> None:
+    """An id is matched as the store wrote it: ``01``, `` 1`` or ``1_0`` are other ids."""
+    await store.accept(new_event("e1", at=T0), specs("c"))
+    job = await kill(store, "e1", T0 + 5)
+
+    for near in [
+        "0" + job.id,
+        " " + job.id,
+        job.id + " ",
+        "+" + job.id,
+        job.id[:1] + "_" + job.id[1:],
+    ]:
+        assert await store.replay(near, now=T0 + 500) == 0, near
+    assert await store.replay(job.id, now=T0 + 500) == 1
 
 
 async def test_replay_all(store: Store) -> None:

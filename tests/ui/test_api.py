@@ -248,7 +248,7 @@ async def _equals(value: Awaitable[int], expected: int) -> bool:
 
 
 async def test_unknown_dead_letter_is_404(client: Client) -> None:
-    for job_id in ("999", "abc"):
+    for job_id in ("999", "abc", "9" * 23, str(2**63)):
         answer = await client.post(f"/api/dead-letters/{job_id}/replay", headers=bearer())
         assert answer.status == 404
         assert (await answer.json())["error"]
