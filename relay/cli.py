@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
+import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +29,8 @@ from relay.store import StoreError, display_url, open_store
 
 __all__ = ["main"]
 
+log = logging.getLogger("relay")
+
 
 class CliError(Exception):
     """A one-line message for the user; exit 1."""
@@ -36,6 +41,11 @@ def default_config_path() -> str:
 
 
 def load(path: str) -> LoadedConfig:
+    if not Path(path).exists():
+        raise CliError(
+            f"no config file at {path}: pass -c FILE or set RELAY_CONFIG, or write a starter "
+            "one with `relay init`"
+        )
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -46,9 +56,14 @@ def load(path: str) -> LoadedConfig:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Every line on stderr is a log line (JSON in JSON mode), a refusal to start included."""
     setup_logging(args.log_format)
-    loaded = load(args.config)
-    return asyncio.run(_serve(loaded, args.host, args.port, watch=not args.no_watch))
+    try:
+        loaded = load(args.config)
+        return asyncio.run(_serve(loaded, args.host, args.port, watch=not args.no_watch))
+    except CliError as exc:
+        log.error("%s", exc)
+        return 1
 
 
 async def _serve(
@@ -62,13 +77,18 @@ async def _serve(
         raise CliError(str(exc)) from None
     server = loaded.config.server
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0, handle_signals=False)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host or server.host, server.port if port is None else port)
-        await site.start()
-    except (StartupError, OSError) as exc:
+        await runner.setup()
+    except StartupError as exc:
         await runner.cleanup()
-        raise CliError(f"cannot start: {exc}") from None
+        raise CliError(str(exc)) from None
+    bind_host, bind_port = host or server.host, server.port if port is None else port
+    try:
+        site = web.TCPSite(runner, bind_host, bind_port)
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CliError(_bind_failure(exc, bind_host, bind_port)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,20 +104,33 @@ async def _serve(
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     bound = runner.addresses[0]
-    print(
-        f"relay listening on http://{bound[0]}:{bound[1]}{server.path} "
-        f"(config {loaded.source}, store {display_url(loaded.config.store.url)})",
-        file=sys.stderr,
-        flush=True,
+    url = f"http://{bound[0]}:{bound[1]}{server.path}"
+    store = display_url(loaded.config.store.url)
+    log.info(
+        "relay listening on %s (config %s, store %s)",
+        url,
+        loaded.source,
+        store,
+        extra={"url": url, "config": loaded.source, "store": store},
     )
     await stop.wait()
-    print("relay stopping: finishing in-flight deliveries", file=sys.stderr, flush=True)
+    log.info("relay stopping: finishing in-flight deliveries")
     relay = app[RELAY]
     # Drain while still answering: new webhooks get 503 (Connection: close), sends finish.
     relay.receiver.draining = True
     await relay.dispatcher.stop(loaded.config.delivery.shutdown_grace)
     await runner.cleanup()
     return 0
+
+
+def _bind_failure(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot start: port {port} on {host} is in use: pass --port or set server.port"
+    if exc.errno == errno.EACCES:
+        return f"cannot start: port {port} needs privileges: use one above 1023 (server.port)"
+    if exc.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME):
+        return f"cannot start: {host} is not an address of this machine (server.host or --host)"
+    return f"cannot start: cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 # --- check -------------------------------------------------------------------------------------

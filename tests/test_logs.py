@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def test_json_lines_carry_the_extras() -> None:
     entry = json.loads(JsonFormatter().format(record))
     assert entry == {
         "ts": pytest.approx(record.created, abs=0.001),
+        "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
         "level": "info",
         "logger": "relay.dispatch",
         "msg": "delivered",
@@ -118,7 +120,7 @@ def test_log_format_choice(
         assert line.endswith("relay.test: hello world  [channel=c]")
 
 
-@pytest.mark.parametrize("fmt", ["text"])  # JSON lines from `serve`: see test_reload.py
+@pytest.mark.parametrize("fmt", ["text", "json"])
 def test_serve_log_format(tmp_path: Path, fmt: str) -> None:
     config = tmp_path / "relay.yaml"
     config.write_text("auth: {allow_unsigned: true}\n")  # logs a warning at start
@@ -130,10 +132,15 @@ def test_serve_log_format(tmp_path: Path, fmt: str) -> None:
         done = subprocess.run(
             [*command, "--log-format", fmt], capture_output=True, text=True, timeout=30
         )
-    assert done.returncode == 1 and "cannot start" in done.stderr
+    assert done.returncode == 1 and "cannot start: port" in done.stderr
+    assert "pass --port or set server.port" in done.stderr
+    assert "Traceback" not in done.stderr
     (line,) = [line for line in done.stderr.splitlines() if "allow_unsigned" in line]
     if fmt == "json":
+        records = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
         assert json.loads(line)["level"] == "warning"
+        assert records[-1]["level"] == "error" and "in use" in records[-1]["msg"]
+        assert all(r["time"].endswith("+00:00") and "T" in r["time"] for r in records)
     else:
         assert "WARNING relay.app: auth.allow_unsigned is true" in line
 

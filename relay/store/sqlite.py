@@ -15,6 +15,7 @@ index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the back
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -318,7 +319,9 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             if writer is not None:
                 writer.close()
-            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+            raise StoreError(
+                f"cannot open store {self.path}: {exc}{_open_hint(self.path)}"
+            ) from None
         except StoreError:
             if writer is not None:
                 writer.close()
@@ -545,3 +548,13 @@ def _prune_runs(c: sqlite3.Connection, older_than: float) -> None:
     c.execute(
         "DELETE FROM cards WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = cards.run_id)"
     )
+
+
+def _open_hint(path: Path) -> str:
+    """Why a database file could not be opened, when the folder says so."""
+    folder = path.parent
+    if not folder.is_dir():
+        return f" (the folder {folder} does not exist: create it or change store.url)"
+    if not os.access(folder, os.W_OK):
+        return f" (the folder {folder} is not writable by this user: fix its permissions or change store.url)"
+    return ""
