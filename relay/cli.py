@@ -1,4 +1,5 @@
-"""``relay`` command line: serve | check | route-test | send-sample | dlq | status | schema."""
+"""``relay`` command line: serve | check | route-test | send | send-sample | init | dlq | status |
+schema."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import signal
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from relay.logs import setup_logging
 from relay.receiver import SIGNATURE_HEADER
 from relay.render.environment import duration
 from relay.runtime import Runtime
+from relay.starter import starter_config
 from relay.store import StoreError, display_url, open_store
 
 __all__ = ["main"]
@@ -214,7 +218,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- send-sample -------------------------------------------------------------------------------
+# --- send-sample and send ----------------------------------------------------------------------
 
 
 def cmd_send_sample(args: argparse.Namespace) -> int:
@@ -225,6 +229,19 @@ def cmd_send_sample(args: argparse.Namespace) -> int:
         chosen = [args.kind]
     else:
         raise CliError(f"unknown sample '{args.kind}' (one of: all, {', '.join(names)})")
+    events = [(name, sample_bytes(name)) for name in chosen]
+    return _post(args, events)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    try:
+        body = Path(args.event).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.event}: {exc.strerror}") from None
+    return _post(args, [(Path(args.event).name, body)])
+
+
+def _post(args: argparse.Namespace, events: list[tuple[str, bytes]]) -> int:
     url, secret = args.url, args.secret
     if url is None or secret is None:
         loaded = load(args.config)
@@ -234,25 +251,64 @@ def cmd_send_sample(args: argparse.Namespace) -> int:
             url = f"http://{host}:{server.port}{server.path}"
         if secret is None and loaded.config.auth.secrets:
             secret = loaded.config.auth.secrets[0].get_secret_value()
-    return asyncio.run(_send_samples(url, secret, chosen))
+    if args.fresh:
+        events = _with_fresh_run_ids(events)
+    return asyncio.run(_send_events(url, secret, events))
 
 
-async def _send_samples(url: str, secret: str | None, names: Sequence[str]) -> int:
+def _with_fresh_run_ids(events: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The same events under new run ids (one new id per original run), so none is a duplicate."""
+    renamed: dict[str, str] = {}
+    fresh = []
+    for label, body in events:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise CliError(
+                f"{label} is not JSON: --fresh needs an event to give a new run id"
+            ) from None
+        if isinstance(payload, dict) and isinstance(payload.get("run_id"), str):
+            payload["run_id"] = renamed.setdefault(payload["run_id"], str(uuid.uuid4()))
+        fresh.append((label, json.dumps(payload, ensure_ascii=False).encode()))
+    return fresh
+
+
+async def _send_events(url: str, secret: str | None, events: Sequence[tuple[str, bytes]]) -> int:
     headers = {"Content-Type": "application/json"}
     if secret:
         headers[SIGNATURE_HEADER] = secret
     failed = 0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        for name in names:
+        for label, body in events:
             try:
-                async with session.post(url, data=sample_bytes(name), headers=headers) as answer:
+                async with session.post(url, data=body, headers=headers) as answer:
                     text = await answer.text()
                     status = answer.status
             except aiohttp.ClientError as exc:
                 raise CliError(f"cannot reach {url}: {exc}") from None
-            print(f"{name}: {status} {text.strip()}")
+            print(f"{label}: {status} {text.strip()}")
             failed += status >= 300
     return 1 if failed else 0
+
+
+# --- init --------------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.config)
+    if target.exists() and not args.force:
+        raise CliError(f"{target} exists: pass --force to replace it")
+    text = starter_config(slack_webhook=args.slack_webhook, telegram_chat=args.telegram_chat)
+    try:
+        target.write_text(text)
+        target.chmod(0o600)  # it may hold a Slack webhook URL, a secret
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+    needs = ["MOSAIC_WEBHOOK_SECRET"] + (["TELEGRAM_BOT_TOKEN"] if args.telegram_chat else [])
+    print(f"wrote {target}")
+    print(f"next: export {' '.join(f'{name}=...' for name in needs)}")
+    print(f"      relay check -c {target} && relay serve -c {target}")
+    return 0
 
 
 # --- store commands ----------------------------------------------------------------------------
@@ -331,11 +387,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return metadata.version("mosaic-relay")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"relay {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -366,9 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = command("send-sample", "POST signed sample events to a relay")
     sample.add_argument("kind", nargs="?", default="all", help="a sample name, or 'all'")
-    sample.add_argument("--url", help="webhook URL (default: the config's server address)")
-    sample.add_argument("--secret", help="signature (default: the config's first secret)")
     sample.set_defaults(func=cmd_send_sample)
+    send = command("send", "POST one's own event (a JSON file) to a relay, signed")
+    send.add_argument("event", help="an event JSON file")
+    send.set_defaults(func=cmd_send)
+    for p in (sample, send):
+        p.add_argument("--url", help="webhook URL (default: the config's server address)")
+        p.add_argument("--secret", help="signature (default: the config's first secret)")
+        p.add_argument(
+            "--fresh", action="store_true", help="a new run id per run, so nothing is a duplicate"
+        )
+
+    init = command("init", "write a commented starter relay.yaml")
+    init.add_argument("--slack-webhook", metavar="URL", help="add a Slack incoming webhook")
+    init.add_argument("--telegram-chat", metavar="ID", help="add a Telegram chat (token from env)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.set_defaults(func=cmd_init)
 
     dlq = command("dlq", "dead letters: list | replay ID | replay --all")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
