@@ -85,6 +85,8 @@ class Job:
     mode: str
     state: JobState
     attempts: int
+    """Tries that ended in a counted retry, a send or a dead letter (429 waits do not count):
+    every view (CLI, API, dashboard) shows this number."""
     created_at: float
     """When the event was accepted."""
     next_attempt_at: float

@@ -253,6 +253,7 @@ if j[1] ~= 'pending' and j[1] ~= 'inflight' then return 0 end
 drop_entry(id)
 move(id, j[3], j[1], 'sent', j[4])
 redis.call('HSET', key, 'finished_at', now)
+redis.call('HINCRBY', key, 'attempts', 1)
 unqueue(id, j[2], j[3])
 return 1
 """
@@ -265,6 +266,7 @@ if j[1] ~= 'inflight' or j[5] ~= consumer then return 0 end
 drop_entry(id)
 move(id, j[3], 'inflight', 'dead', j[4])
 redis.call('HSET', key, 'finished_at', now, 'last_error', err)
+redis.call('HINCRBY', key, 'attempts', 1)
 unqueue(id, j[2], j[3])
 redis.call('HSET', key, 'dead_entry', redis.call('XADD', DEAD, '*', 'job', id))
 return 1

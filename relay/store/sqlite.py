@@ -469,7 +469,8 @@ def _finish(
     error: str | None,
     rendered: str | None = None,
 ) -> None:
-    """Sent (from pending or inflight: it did reach the channel) or dead (from inflight)."""
+    """Sent (from pending or inflight: it did reach the channel) or dead (from inflight); either
+    way the attempt that ended it counts, so ``attempts`` equals the log's sent/retry/dead lines."""
     allowed = _OPEN if state == "sent" else "state = 'inflight'"
     key = _job_key(job_id)
     row = c.execute(f"SELECT run_id, channel, head FROM jobs WHERE id = ? AND {allowed}", (key,))
@@ -478,7 +479,7 @@ def _finish(
         return
     c.execute(
         """UPDATE jobs SET state = ?, head = 0, due_at = NULL, finished_at = ?,
-            last_error = COALESCE(?, last_error) WHERE id = ?""",
+            last_error = COALESCE(?, last_error), attempts = attempts + 1 WHERE id = ?""",
         (state, now, error, key),
     )
     _log(c, key, now, state, error, rendered)

@@ -273,10 +273,28 @@ async def test_dead_letters_are_listed_with_their_error(store: Store) -> None:
     dead = await store.dead_letters()
 
     assert [(d.id, d.event_id, d.state, d.attempts, d.last_error) for d in dead] == [
-        (job.id, "e1", "dead", 1, "channel_not_found")
+        (job.id, "e1", "dead", 2, "channel_not_found")  # the retried try and the last one
     ]
     assert dead[0].body == new_event("e1", run_id="r1").body
     assert await store.dead_letters(limit=0) == []
+
+
+async def test_attempts_count_every_try_that_ended_including_the_last(store: Store) -> None:
+    """One number for every view: a dead letter after one refusal made 1 attempt; one after a
+    counted retry and a 429 wait made 2."""
+    await store.accept(new_event("e1", run_id="r1"), specs("c"))
+    await store.accept(new_event("e2", run_id="r2"), specs("c"))
+    refused = await claim_one(store, T0, "e1")
+    await store.mark_dead(refused.id, error="invalid_auth", now=T0)
+    job = await claim_one(store, T0, "e2")
+    await store.mark_retry(job.id, next_attempt_at=T0, error="timeout")
+    job = await claim_one(store, T0, "e2")
+    await store.mark_retry(job.id, next_attempt_at=T0, error="429", count_attempt=False)
+    job = await claim_one(store, T0, "e2")
+    await store.mark_dead(job.id, error="gave up", now=T0)
+
+    dead = {d.event_id: d.attempts for d in await store.dead_letters()}
+    assert dead == {"e1": 1, "e2": 2}
 
 
 async def test_replay_one_resets_attempts_and_age(store: Store) -> None:

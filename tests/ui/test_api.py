@@ -185,6 +185,7 @@ async def test_event_detail_has_payload_routes_attempts_and_the_message_as_sent(
     times = [a["at"] for a in dead["log"]]
     assert times == sorted(times) and dead["finished_at"] >= times[-1] - 1
     assert len(hook.bodies) == 3
+    assert dead["attempts"] == 3  # as many as were made, the last one included
 
     deliveries = await get(client, f"/api/events/{event_id}/deliveries")
     assert deliveries == {"deliveries": detail["deliveries"]}
@@ -205,7 +206,13 @@ async def test_dead_letters_and_replay_one_until_sent(client: Client, hook: Hook
     assert letter["route"] == "failures" and letter["reason"].startswith("HTTP 400")
     assert letter["flag"] == "RUN_FINISHED" and letter["status"] == "failed"
     assert letter["title"] == HOSTILE_TITLE
-    assert letter["age_seconds"] >= 0 and letter["attempts"] == 0
+    assert letter["age_seconds"] >= 0 and letter["attempts"] == 1  # the refused try counts
+    (hook_delivery,) = [
+        d
+        for d in (await get(client, f"/api/events/{event_id}"))["deliveries"]
+        if d["channel"] == "hook"
+    ]
+    assert hook_delivery["attempts"] == len(hook_delivery["log"]) == 1
 
     hook.status = 200
     assert await post(client, f"/api/dead-letters/{letter['job_id']}/replay") == {"replayed": 1}
