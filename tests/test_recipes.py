@@ -45,14 +45,17 @@ ROUTING: dict[str, dict[str, list[tuple[str, str]]]] = {
     },
     "youtube-to-telegram": {
         "run_finished_completed_youtube": [("youtube-announcements", "announcements")],
+        "test": [("endpoint-tests", "announcements")],
     },
     "agent-to-email": {  # the Shorts cutter's events, progress excluded
         "run_cancelled_manual": [("shorts-cutter", "leads-email")],
         "run_finished_completed_youtube": [("shorts-cutter", "leads-email")],
         "run_started_youtube": [("shorts-cutter", "leads-email")],
+        "test": [("endpoint-tests", "leads-email")],
     },
     "progress-cards": {
-        name: [("progress-cards", "team-slack")] for name in sample_names() if name != "test"
+        **{name: [("progress-cards", "team-slack")] for name in sample_names() if name != "test"},
+        "test": [("endpoint-tests", "team-slack")],
     },
     "docker": {
         **{
@@ -63,6 +66,11 @@ ROUTING: dict[str, dict[str, list[tuple[str, str]]]] = {
         "test": [("endpoint-tests", "stdout")],
     },
 }
+
+
+def test_every_recipe_answers_mosaics_endpoint_test() -> None:
+    """Mosaic's "Test" button must show up wherever a recipe sends its alerts."""
+    assert all(routes.get("test") for routes in ROUTING.values())
 
 
 def recipe(name: str) -> Path:
@@ -102,7 +110,7 @@ def test_a_recipe_routes_and_renders_what_it_says(path: Path, event: str) -> Non
     assert reached == ROUTING[path.stem].get(event, [])
     for delivery in result["deliveries"]:
         assert "error" not in delivery and delivery["text"].strip()
-        if path.stem == "progress-cards":
+        if path.stem == "progress-cards" and event != "test":
             assert delivery["mode"] == "card"
 
 
