@@ -18,6 +18,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import ValidationError
 
+from relay.encoding import (
+    BadEncoding,
+    TooLarge,
+    UnsupportedEncoding,
+    check_supported,
+    decode_body,
+)
 from relay.events import Event
 from relay.metrics import Metrics, flag_label
 from relay.rejections import RejectionLog
@@ -44,6 +51,7 @@ _RESULT_BY_STATUS = {
     408: "invalid",
     422: "invalid",
     413: "too_large",
+    415: "invalid",
     503: "overloaded",
 }
 
@@ -232,6 +240,10 @@ class Receiver:
             if not signature_ok(provided, runtime.secrets):
                 reason = "repeated" if len(provided) > 1 else ("missing" if not provided else "bad")
                 return rejected(401, f"{reason} {SIGNATURE_HEADER} header", f"{reason} signature")
+        try:
+            check_supported(request.headers.get("Content-Encoding"))
+        except UnsupportedEncoding as exc:
+            return rejected(415, str(exc), "unsupported Content-Encoding")
         if self._in_flight >= server.max_in_flight:
             return error(503, "overloaded; retry shortly")
         self._in_flight += 1
@@ -257,6 +269,12 @@ class Receiver:
             return rejected(400, f"cannot read the body: {detail}", "unreadable body")
         if body is None:
             return rejected(413, f"body larger than {limit} bytes", "body too large")
+        try:
+            body = decode_body(body, request.headers.get("Content-Encoding"), limit)
+        except TooLarge as exc:
+            return rejected(413, str(exc), "body too large")
+        except (BadEncoding, UnsupportedEncoding) as exc:
+            return rejected(400, f"cannot read the body: {exc}", "unreadable body")
 
         try:
             payload = parse_json(body)
