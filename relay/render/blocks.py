@@ -1,15 +1,16 @@
 """Slack Block Kit: block trees rendered per string leaf, and the limits every block obeys.
 
-In a block tree from relay.yaml, the ``text`` of a ``{type: mrkdwn}`` object is rendered in the
-Slack environment (values escaped for mrkdwn); every other string leaf — ``plain_text`` text,
-URLs, ids — in the plain one, since Slack does not parse those. After rendering, a text object
-left empty is dropped with its block (Slack rejects empty text), which lets a template hide a
-block with ``{% if %}``.
+In a block tree from relay.yaml, the ``text`` of a ``mrkdwn`` or ``markdown`` object (or of an
+object whose ``type`` is itself a template) is rendered in the Slack environment (values made
+literal mrkdwn); any other ``text`` (``plain_text``, rich text) in the ``slack_plain`` one (values
+unlinked: Slack clients link bare URLs even there); every other string leaf — URLs, ids, alt
+text — in the plain one. Nothing is linked that the template did not link. After rendering, a
+text object left empty is dropped with its block (Slack rejects empty text), which lets a
+template hide a block with ``{% if %}``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from relay.channels.base import Limits
 from relay.render.environment import MarkupKind
 from relay.render.limits import truncate_plain, truncate_slack
 
-__all__ = ["autolink", "compile_tree", "fit_blocks", "mrkdwn", "plain_text", "render_tree"]
+__all__ = ["compile_tree", "fit_blocks", "mrkdwn", "plain_text", "render_tree"]
 
 HEADER = 150
 SECTION = 3000
@@ -29,8 +30,7 @@ MAX_ELEMENTS = 10
 MAX_BLOCKS = 50
 
 CompileLeaf = Callable[[MarkupKind, str, str], Template]
-_LINK = re.compile(r"<[^<>\n]*>")
-_BARE_URL = re.compile(r"https?://(?:(?!&[lg]t;)[^\s<>|])+(?<![.,;:!?)\]'\"])")
+_MRKDWN_TYPES = frozenset({"mrkdwn", "markdown"})
 
 
 def plain_text(text: str) -> dict[str, Any]:
@@ -42,16 +42,11 @@ def mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
-def autolink(text: str) -> str:
-    """Bare http(s) URLs in mrkdwn as explicit ``<url>`` links, since our text objects are
-    ``verbatim``; existing ``<…>`` links are left alone."""
-    out: list[str] = []
-    position = 0
-    for found in _LINK.finditer(text):
-        out += [_BARE_URL.sub(r"<\g<0>>", text[position : found.start()]), found.group()]
-        position = found.end()
-    out.append(_BARE_URL.sub(r"<\g<0>>", text[position:]))
-    return "".join(out)
+def _text_markup(kind: object) -> MarkupKind:
+    """The environment for the ``text`` of an object of this ``type``."""
+    if not isinstance(kind, str) or kind in _MRKDWN_TYPES or "{" in kind:
+        return "slack"  # a type decided at render time may turn out mrkdwn
+    return "slack_plain"
 
 
 def compile_tree(node: Any, compile_leaf: CompileLeaf, key: str) -> Any:
@@ -61,12 +56,11 @@ def compile_tree(node: Any, compile_leaf: CompileLeaf, key: str) -> Any:
     if isinstance(node, list):
         return [compile_tree(item, compile_leaf, f"{key}[{i}]") for i, item in enumerate(node)]
     if isinstance(node, dict):
-        is_mrkdwn = node.get("type") == "mrkdwn"
         compiled: dict[Any, Any] = {}
         for name, value in node.items():
             where = f"{key}.{name}"
-            if is_mrkdwn and name == "text" and isinstance(value, str):
-                compiled[name] = compile_leaf("slack", value, where)
+            if name == "text" and isinstance(value, str):
+                compiled[name] = compile_leaf(_text_markup(node.get("type")), value, where)
             else:
                 compiled[name] = compile_tree(value, compile_leaf, where)
         return compiled

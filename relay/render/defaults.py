@@ -2,7 +2,8 @@
 
 Text kinds are Jinja templates in ``templates/`` rendered by the same sandboxed environments as
 user templates. Slack's Block Kit layout is built here, with every event value passed through
-``slack_literal`` / ``slack_link`` (nothing is pasted into JSON text).
+``slack_literal`` / ``slack_link`` (``slack_unlink`` in the plain-text header; nothing is pasted
+into JSON text).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from relay.render.limits import (
     safe_url,
     slack_link,
     slack_literal,
+    slack_unlink,
     truncate_plain,
 )
 
@@ -81,9 +83,8 @@ def _output_lines(ctx: dict[str, Any]) -> list[str]:
 def slack_blocks(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     """Header, facts (agent, run, trigger, nodes), failure reason, YouTube link, outputs."""
     agent = oneline(ctx["agent_name"])
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": plain_text(f"{ctx['emoji']} {ctx['status_word']} · {agent}")}
-    ]
+    header = slack_unlink(f"{ctx['emoji']} {ctx['status_word']} · {agent}")
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": plain_text(header)}]
     if ctx["flag"] == "TEST":
         text = "Test event from Mosaic: the relay received it and this channel works."
         return [*blocks, {"type": "section", "text": mrkdwn(text)}]

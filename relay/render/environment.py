@@ -1,9 +1,12 @@
-"""The three sandboxed Jinja2 environments and their filters.
+"""The sandboxed Jinja2 environments and their filters.
 
 - ``plain``: no escaping (console, file, email text, webhook bodies — use ``| tojson`` there).
 - ``html``: autoescape (Telegram HTML, email HTML).
-- ``slack``: every ``{{ }}`` output has ``& < >`` escaped (``finalize``); markup written in the
-  template itself, such as ``<https://example.com|docs>``, stays.
+- ``slack``: every ``{{ }}`` output is made literal mrkdwn (``finalize`` = ``slack_literal``:
+  ``& < >`` escaped, ``*_~``` and a leading ``>`` defused, bare URLs, host names, ``@`` and ``#``
+  names unlinked); markup written in the template itself, such as ``*Failed*`` or
+  ``<https://example.com|docs>``, stays, and ``url | link(text)`` is the way to link a value.
+- ``slack_plain``: Slack ``plain_text``; every ``{{ }}`` output is unlinked (``slack_unlink``).
 
 All are ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: no ``__class__`` & co., no
 mutating the context, no file or environment access (there is no loader and no such global).
@@ -12,7 +15,8 @@ mutating the context, no file or environment access (there is no loader and no s
 Filters, in every environment: ``tojson``, ``truncate(length=255, killwords=False, end='…')``
 (grapheme-safe), ``duration`` (seconds -> ``1m 05s``), ``oneline``, ``safe_url`` (the URL if
 http(s), else empty), ``link(text)`` (``url | link(text)``: a link in the environment's markup),
-``slack_escape``, ``slack_literal``, ``slack_link(text)``, ``html_link(text)``.
+``slack_escape`` and ``slack_literal`` (both ``slack_literal``), ``slack_link(text)``,
+``html_link(text)``.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ from relay.render.limits import (
     measure,
     oneline,
     safe_url,
-    slack_escape,
     slack_link,
     slack_literal,
+    slack_unlink,
     truncate_html,
     truncate_plain,
     truncate_slack,
@@ -43,8 +47,10 @@ from relay.render.limits import (
 
 __all__ = ["MARKUPS", "Environments", "MarkupKind", "check_syntax", "compile_source", "duration"]
 
-MarkupKind = Literal["plain", "slack", "html"]
+MarkupKind = Literal["plain", "slack", "html", "slack_plain"]
 MARKUPS: tuple[MarkupKind, ...] = ("plain", "slack", "html")
+"""The markups a portable ``text`` part is rendered in."""
+_KINDS: tuple[MarkupKind, ...] = (*MARKUPS, "slack_plain")
 
 
 def duration(seconds: object) -> str:
@@ -94,17 +100,24 @@ def _truncate(markup: MarkupKind) -> Callable[..., str]:
     return truncate
 
 
-def _finalize(markup: MarkupKind) -> Callable[[Any], Any]:
-    if markup == "slack":
-        return lambda value: "" if value is None else slack_escape(value)
-    return lambda value: "" if value is None else value
-
+_FINALIZE: dict[MarkupKind, Callable[[Any], Any]] = {
+    "slack": slack_literal,
+    "slack_plain": slack_unlink,
+}
 
 _LINKS: dict[MarkupKind, Callable[..., str]] = {
     "plain": _plain_link,
     "slack": slack_link,
     "html": html_link,
+    "slack_plain": _plain_link,
 }
+
+
+def _finalize(markup: MarkupKind) -> Callable[[Any], Any]:
+    escape = _FINALIZE.get(markup)
+    if escape is None:
+        return lambda value: "" if value is None else value
+    return lambda value: "" if value is None else escape(value)
 
 
 def _environment(markup: MarkupKind) -> ImmutableSandboxedEnvironment:
@@ -123,7 +136,7 @@ def _environment(markup: MarkupKind) -> ImmutableSandboxedEnvironment:
         oneline=oneline,
         safe_url=lambda value: safe_url(value) or "",
         link=_LINKS[markup],
-        slack_escape=slack_escape,
+        slack_escape=slack_literal,
         slack_literal=slack_literal,
         slack_link=slack_link,
         html_link=html_link,
@@ -136,7 +149,7 @@ class Environments:
 
     def __init__(self) -> None:
         self.by_markup: dict[MarkupKind, ImmutableSandboxedEnvironment] = {
-            markup: _environment(markup) for markup in MARKUPS
+            markup: _environment(markup) for markup in _KINDS
         }
 
     def compile(self, markup: MarkupKind, source: str, *, name: str, key: str) -> Template:

@@ -5,8 +5,12 @@ through these functions:
 
 - ``clean_text``: lone surrogates, control characters and bidi overrides removed (context build).
 - ``slack_escape``: ``& < >`` -> entities; neutralises ``<!channel>``, ``<@U…>``, ``<url|x>``.
-  ``slack_literal`` also defuses mrkdwn formatting (``*_~``` and a leading quote) by swapping in
-  look-alike characters, because Slack has no escape for them.
+  ``slack_literal`` (what every ``{{ value }}`` in Slack mrkdwn gets) also defuses mrkdwn
+  formatting (``*_~``` and a leading quote) by swapping in look-alike characters, because Slack
+  has no escape for them, and applies ``slack_unlink``.
+- ``slack_unlink``: a zero-width space after ``scheme:``, after a dot followed by a letter, after
+  ``@`` and ``#``, so no Slack client links a bare URL, host name, e-mail address, ``@here`` or
+  ``#channel`` by itself (clients do, even in ``plain_text`` and ``verbatim`` text).
 - HTML (Telegram, email): markupsafe escaping; links only for http(s) URLs (``safe_url``).
 - ``oneline``: no CR/LF or other control characters (email subject and other one-line values).
 
@@ -37,6 +41,7 @@ __all__ = [
     "slack_escape",
     "slack_link",
     "slack_literal",
+    "slack_unlink",
     "truncate_html",
     "truncate_plain",
     "truncate_slack",
@@ -44,6 +49,7 @@ __all__ = [
 
 ELLIPSIS = "…"
 MAX_URL = 3000
+ZERO_WIDTH_SPACE = "\u200b"
 
 _DROP = {
     **{cp: None for cp in range(0x20) if cp not in (0x09, 0x0A)},
@@ -101,7 +107,10 @@ def safe_url(value: object) -> str | None:
 # --- Slack mrkdwn -------------------------------------------------------------------------------
 
 _LOOKALIKE = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
-_QUOTE_START = re.compile(r"^(&gt;|＞)", re.MULTILINE)
+_QUOTE_START = re.compile(r"^([ \t]*)(&gt;|＞)", re.MULTILINE)
+_SELF_LINKING = re.compile(r"(?<=:)(?=//)|(?<=[.\u3002\uff0e\uff61@#])(?=[\w-])")
+"""Where a client would start linking by itself: ``scheme:|//``, ``host.|tld``, ``@|name``,
+``#|channel`` (full-width and ideographic dots too: browsers read them as dots)."""
 
 
 def slack_escape(value: object) -> SlackText:
@@ -112,17 +121,28 @@ def slack_escape(value: object) -> SlackText:
     return SlackText(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
+def slack_unlink(value: object) -> str:
+    """The text with nothing a Slack client links by itself: bare URLs, host names, e-mail
+    addresses, ``@names`` and ``#channels`` are broken by an invisible zero-width space."""
+    text = "" if value is None else str(value)
+    return _SELF_LINKING.sub(ZERO_WIDTH_SPACE, text)
+
+
 def slack_literal(value: object) -> SlackText:
-    """Escaped and shown as typed: ``*bold*`` ``_it_`` ``~s~`` and a leading ``>`` stay literal."""
+    """Escaped and shown as typed: ``*bold*`` ``_it_`` ``~s~``, a leading ``>``, URLs, e-mail
+    addresses and ``@``/``#`` names stay literal text."""
     if isinstance(value, SlackText):
         return value
     text = slack_escape(value).translate(_LOOKALIKE)
-    return SlackText(_QUOTE_START.sub("\u00ad\\1", text))
+    return SlackText(slack_unlink(_QUOTE_START.sub("\\1\u00ad\\2", text)))
 
 
 def slack_link(url: object, text: object = None) -> SlackText:
-    """``<url|text>`` on one line; just the (escaped) text when the URL is not http(s)."""
-    label = SlackText(oneline(text)) if isinstance(text, SlackText) else slack_escape(oneline(text))
+    """``<url|text>`` on one line; just the text when the URL is not http(s). The text is made
+    literal (``slack_literal``) unless it is mrkdwn already."""
+    label = (
+        SlackText(oneline(text)) if isinstance(text, SlackText) else slack_literal(oneline(text))
+    )
     target = safe_url(url)
     if target is None:
         return label

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 
 from relay.channels.base import Limits, Message
 from relay.events import Event
-from relay.render.blocks import autolink, fit_blocks, mrkdwn, render_tree
+from relay.render.blocks import fit_blocks, mrkdwn, render_tree
 from relay.render.compiled import CompiledTemplate, compile_template
 from relay.render.context import build_context
 from relay.render.defaults import EMAIL_FOOTER, DefaultTemplates, slack_blocks, slack_fallback
@@ -181,7 +181,7 @@ class Renderer:
         if compiled is not None and compiled.slack_blocks is not None:
             blocks = render_tree(compiled.slack_blocks, ctx)
         elif text is not None:
-            blocks = [{"type": "section", "text": mrkdwn(autolink(text))}]
+            blocks = [{"type": "section", "text": mrkdwn(text)}]
         else:
             blocks = slack_blocks(ctx)
         if not text:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,6 +111,74 @@ def mrkdwn_texts(message: SlackLike) -> list[str]:
 
     walk(message.blocks or [])
     return found
+
+
+def plain_texts(message: SlackLike) -> list[str]:
+    """Every ``plain_text`` object's text: Slack clients still link bare URLs in it."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "plain_text" and isinstance(node.get("text"), str):
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.blocks or [])
+    return found
+
+
+SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+"""A ``<target>`` or ``<target|label>`` token: a link, a mention or a channel link."""
+_ACTIVE = {
+    "format": re.compile(r"[*_~`]"),
+    "quote": re.compile(r"^[ \t]*(?:>|&gt;|＞)", re.MULTILINE),
+    "url": re.compile(r"://"),
+    "domain": re.compile(r"[.\u3002\uff0e\uff61][^\W_]"),
+    "name": re.compile(r"[@#][^\W_]"),
+    "raw &": re.compile(r"&(?!(?:amp|lt|gt);)"),
+}
+"""What Slack acts on in text: formatting markers, a quote marker, and what a client links by
+itself (``scheme://``, ``host.tld``, ``a@b.c``, ``@name``, ``#channel``). Over-approximate on
+purpose: a marker counts even where Slack would not pair it."""
+
+
+def slack_markup(texts: list[str], *, mrkdwn: bool = True) -> tuple[Counter[str], list[str]]:
+    """How often each kind of active Slack markup occurs in ``texts``, and the link targets.
+
+    Link tokens count as ``link`` and are replaced by their label before the rest is counted.
+    For ``plain_text`` (``mrkdwn=False``) only what a client links by itself is counted.
+    """
+    counts: Counter[str] = Counter()
+    targets: list[str] = []
+    for text in texts:
+        if mrkdwn:
+            targets += [target for target, _ in SLACK_LINK.findall(text)]
+            counts["link"] += len(SLACK_LINK.findall(text))
+            text = SLACK_LINK.sub(lambda found: found.group(2) or "", text)
+            counts["angle"] += text.count("<") + text.count(">")
+        for kind, pattern in _ACTIVE.items():
+            if mrkdwn or kind in ("url", "domain", "name"):
+                counts[kind] += len(pattern.findall(text))
+    return counts, targets
+
+
+def assert_no_slack_markup_from_event(
+    hostile: SlackLike, benign: SlackLike, link_targets: set[str]
+) -> None:
+    """``hostile`` (event text everywhere) has no active markup that ``benign`` (the same
+    template, harmless event text) lacks, and links only to ``link_targets`` or to the
+    template's own links."""
+    for mrkdwn, texts in ((True, mrkdwn_texts), (False, plain_texts)):
+        seen, targets = slack_markup(texts(hostile), mrkdwn=mrkdwn)
+        expected, own_targets = slack_markup(texts(benign), mrkdwn=mrkdwn)
+        extra = {kind: n for kind, n in (seen - expected).items() if n > 0}
+        assert not extra, f"markup from event text: {extra} in {texts(hostile)}"
+        foreign = set(targets) - link_targets - set(own_targets)
+        assert not foreign, f"links from event text: {foreign}"
 
 
 def everything(message: Message, kind: str) -> str:

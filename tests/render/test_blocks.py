@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from relay.channels.base import Limits
-from relay.render.blocks import autolink, fit_blocks, mrkdwn, plain_text
+from relay.render.blocks import compile_tree, fit_blocks, mrkdwn, plain_text, render_tree
+from relay.render.environment import Environments
 from relay.render.limits import ELLIPSIS
 
 SLACK = Limits(text=40_000, header=150, section=3000, blocks=50)
@@ -56,13 +57,24 @@ def test_fit_blocks_does_not_modify_its_input() -> None:
     assert len(block["text"]["text"]) == 4000
 
 
-def test_autolink_links_bare_urls_only() -> None:
-    assert (
-        autolink("see https://e.com/a?b=1&amp;c=2. ok") == "see <https://e.com/a?b=1&amp;c=2>. ok"
+def test_each_text_is_rendered_for_what_slack_does_with_it() -> None:
+    envs = Environments()
+    tree = compile_tree(
+        [
+            {"type": "header", "text": {"type": "plain_text", "text": "{{ v }}"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*T* {{ v }}"}},
+            {"type": "section", "text": {"type": "{{ kind }}", "text": "{{ v }}"}},
+            {"type": "image", "image_url": "{{ url }}", "alt_text": "{{ v }}"},
+        ],
+        lambda markup, source, key: envs.compile(markup, source, name="t", key=key),
+        "slack",
     )
-    assert autolink("(https://e.com/x)") == "(<https://e.com/x>)"
-    assert autolink("<https://e.com|x> https://f.com") == "<https://e.com|x> <https://f.com>"
-    assert autolink("https://e.com&gt;x") == "<https://e.com>&gt;x"
-    assert autolink("ftp://e.com http:// no") == "ftp://e.com http:// no"
-    escaped_link = "&lt;https://evil.example|click&gt;"  # the URL is linked, shown as itself
-    assert autolink(escaped_link) == "&lt;<https://evil.example>|click&gt;"
+    v = "*hi* <!here> https://evil.example"
+    context = {"v": v, "kind": "mrkdwn", "url": "https://e.example/i.png?a=1&b=2"}
+    header, section, dynamic, image = render_tree(tree, context)
+    unlinked = "*hi* <!here> https:\u200b//evil.\u200bexample"
+    literal = "∗hi∗ &lt;!here&gt; https:\u200b//evil.\u200bexample"
+    assert header["text"]["text"] == unlinked  # plain_text: shown as is, but never linked
+    assert section["text"]["text"] == f"*T* {literal}"  # mrkdwn: the template's markup stays
+    assert dynamic["text"]["text"] == literal  # a type chosen at render time: mrkdwn-safe
+    assert image == {"type": "image", "image_url": context["url"], "alt_text": v}

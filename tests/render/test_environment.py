@@ -37,16 +37,27 @@ def test_duration(seconds: object, expected: str) -> None:
     assert duration(seconds) == expected
 
 
-def test_slack_finalize_escapes_values_but_not_template_markup(envs: Environments) -> None:
+def test_slack_finalize_makes_values_literal_but_not_template_markup(envs: Environments) -> None:
     out = run(
         envs,
         "slack",
-        "<https://docs.example|docs> {{ v }} {{ n }} {{ none }}",
-        v="<!channel> & <@U1>",
+        "*Failed* <https://docs.example|docs> {{ v }} {{ n }} {{ none }}",
+        v="<!channel> & <@U1> *b* _i_ ~s~ `c` https://evil.example a@b.example #general",
         n=3,
         none=None,
     )
-    assert out == "<https://docs.example|docs> &lt;!channel&gt; &amp; &lt;@U1&gt; 3 "
+    assert out == (
+        "*Failed* <https://docs.example|docs> &lt;!channel&gt; &amp; &lt;@\u200bU1&gt; "
+        "∗b∗ ˍiˍ ∼s∼ ˋcˋ https:\u200b//evil.\u200bexample a@\u200bb.\u200bexample "
+        "#\u200bgeneral 3 "
+    )
+
+
+def test_slack_finalize_defuses_a_quote_wherever_a_value_starts_a_line(
+    envs: Environments,
+) -> None:
+    out = run(envs, "slack", "> {{ a }}\n{{ b }}", a="ok", b="> x\n  > y")
+    assert out == "> ok\n\u00ad&gt; x\n  \u00ad&gt; y"
 
 
 def test_slack_filters_are_not_escaped_twice(envs: Environments) -> None:
@@ -57,7 +68,34 @@ def test_slack_filters_are_not_escaped_twice(envs: Environments) -> None:
         v="a & *b*",
         u="https://e.com/?x=1&y=2",
     )
-    assert out == "a &amp; *b* <https://e.com/?x=1&amp;y=2|a &amp; *b*> a &amp; ∗b∗"
+    assert out == "a &amp; ∗b∗ <https://e.com/?x=1&amp;y=2|a &amp; ∗b∗> a &amp; ∗b∗"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ v | safe }}",
+        "{{ v | e }}",
+        "{{ v | string }}",
+        "{{ v | oneline }}",
+        "{{ v | truncate(100) }}",
+        "{{ v | safe_url }}",
+        "{{ [v] | join }}",
+        "{{ '%s' | format(v) }}",
+        "{{ v | urlize }}",
+        "{% set x %}{{ v }}{% endset %}{{ x }}",
+        "{{ (u | link('w')) ~ v }}",
+    ],
+)
+def test_no_filter_takes_a_value_past_slack_escaping(envs: Environments, source: str) -> None:
+    v = "https://evil.example/*x*"
+    out = run(envs, "slack", source, v=v, u="https://ok.example")
+    assert "<" not in out and "*" not in out and "://" not in out and "evil.example" not in out
+
+
+def test_slack_plain_text_is_shown_as_is_but_never_linked(envs: Environments) -> None:
+    out = run(envs, "slack_plain", "{{ v }} {{ u | link('Watch') }}", v="*a* <b> @here", u="x:y")
+    assert out == "*a* <b> @\u200bhere Watch"
 
 
 def test_link_filter_follows_the_markup(envs: Environments) -> None:

@@ -6,25 +6,34 @@ import html
 import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay.channels.base import Message
 from relay.render import Renderer
-from relay.render.limits import measure
+from relay.render.limits import measure, safe_url
 from tests.render.helpers import (
     KINDS,
     LIMITS,
     TELEGRAM_TAGS,
+    assert_no_slack_markup_from_event,
     assert_well_formed,
     html_tags,
     mrkdwn_texts,
+    plain_texts,
     render,
     renderer,
     sample,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+INCIDENT = (
+    "Cute cats\n> *SECURITY NOTICE:* sign in again at https://slack-login.evil.example/auth ~now~"
 )
 
 HOSTILE = [
@@ -42,6 +51,10 @@ HOSTILE = [
     "<!here|here> <#C024BE7LH> <!subteam^S1>",
     "\u202eevil\u2066 override",
     "{{ 7 * 7 }} {% raw %}",
+    INCIDENT,
+    "sign in at www.evil.example or HTTPS://evil.example:443/x, mail admin@evil.example",
+    "ping @here @channel in #general, see slack-login.evil.example",
+    "  > indented quote\n\t> tabbed quote\n```code block```",
 ]
 LINK_TARGETS = re.compile(r"<(https?://[^|>]*)")
 FORMATTING = re.compile(r"(?<![\w*])\*\w+\*|(?<![\w_])_\w+_|~\w+~")
@@ -73,6 +86,7 @@ def slack_visible(text: str) -> str:
         "∼": "~",
         "ˋ": "`",
         "\u00ad": None,
+        "\u200b": None,
     }
     plain = text.translate(str.maketrans(lookalikes))
     return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -109,6 +123,7 @@ def test_slack(default: Renderer, text: str) -> None:
         assert formatted not in mrkdwn, "mrkdwn formatting got through"
     assert not re.search(r"^\s*(&gt;|＞)", mrkdwn, re.MULTILINE), "a block quote got through"
     assert literal(text) in slack_visible(mrkdwn)
+    assert_no_slack_markup_from_event(message, benign, link_targets(hostile_event(text)))
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda t: t[:20])
@@ -211,3 +226,148 @@ def test_user_text_template(text: str) -> None:
     assert {tag for tag, _ in html_tags(email.html)} <= {"br"}
     for kind in KINDS:
         check_limits(render(r, kind, payload, "t"), kind)
+
+
+# --- user templates --------------------------------------------------------------------------------
+
+
+def readme_templates() -> dict[str, dict[str, Any]]:
+    """The ``templates:`` example of the README's "Templates" section."""
+    text = README.read_text()
+    section = text[text.index("### Templates") :]
+    start = section.index("```yaml") + len("```yaml")
+    source = section[start : section.index("```", start)]
+    templates: dict[str, dict[str, Any]] = yaml.safe_load(source)["templates"]
+    return templates
+
+
+USER_TEMPLATES: dict[str, dict[str, Any]] = {
+    "text": {
+        "text": (
+            "*{{ status_word }}:* {{ trigger.video_title }}\n"
+            "Why: {{ status_message }} (`{{ run_short }}`)\n"
+            "{% for message in error_messages %}• _{{ message }}_\n{% endfor %}"
+            "> {{ agent_name }}\n"
+            "{{ outputs[0].video_url | link('Watch') }} · "
+            "{{ trigger.video_url | link(trigger.video_title) }} · {{ trigger.video_url }}"
+        )
+    },
+    "slack": {
+        "slack": {
+            "blocks": [
+                {
+                    "type": "header",
+                    "text": {"type": "plain_text", "text": "{{ trigger.video_title }}"},
+                },
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": "*Title:* {{ trigger.video_title }}"},
+                    "fields": [
+                        {"type": "mrkdwn", "text": "*Why*\n{{ status_message }}"},
+                        {"type": "plain_text", "text": "{{ errors[0] }}"},
+                    ],
+                },
+                {
+                    "type": "context",
+                    "elements": [
+                        {"type": "mrkdwn", "text": "{{ run_id | truncate(60) }}"},
+                        {"type": "plain_text", "text": "{{ status_message }}"},
+                    ],
+                },
+                {
+                    "type": "section",
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": "<https://docs.example/runbook|*Runbook*> · "
+                        "{{ outputs[0].video_url | link(trigger.video_title) }}",
+                    },
+                },
+            ],
+            "text": "{{ title }} — {{ trigger.video_title }}: {{ status_message }}",
+        }
+    },
+}
+
+
+def _template_cases() -> list[tuple[str, str]]:
+    names = [*USER_TEMPLATES, *(f"readme:{name}" for name in readme_templates())]
+    return [(name, text) for name in names for text in HOSTILE]
+
+
+@pytest.fixture(scope="module")
+def users() -> Renderer:
+    readme = {f"readme:{name}": t for name, t in readme_templates().items()}
+    return renderer({**USER_TEMPLATES, **readme})
+
+
+def link_targets(payload: dict[str, Any]) -> set[str]:
+    """The URL fields a template may link, as they appear in a Slack link."""
+    urls = [payload["triggered_by"]["video_url"], *(o["video_url"] for o in payload["outputs"])]
+    return {url.replace("&", "&amp;") for url in map(safe_url, urls) if url}
+
+
+@pytest.mark.parametrize(("template", "text"), _template_cases(), ids=lambda v: v[:20])
+def test_user_template_slack(users: Renderer, template: str, text: str) -> None:
+    payload = hostile_event(text)
+    benign = render(users, "slack", hostile_event("benign title"), template)
+    message = render(users, "slack", payload, template)
+    check_limits(message, "slack")
+    assert_no_slack_markup_from_event(message, benign, link_targets(payload))
+    shown = slack_visible("\n".join(mrkdwn_texts(message) + plain_texts(message)))
+    assert literal(text)[:20] in " ".join(shown.split())
+
+
+@pytest.mark.parametrize(("template", "text"), _template_cases(), ids=lambda v: v[:20])
+def test_user_template_html(users: Renderer, template: str, text: str) -> None:
+    for kind in ("telegram", "email"):
+        benign = render(users, kind, hostile_event("benign title"), template)
+        message = render(users, kind, hostile_event(text), template)
+        check_limits(message, kind)
+        for markup in (message.text, message.caption) if kind == "telegram" else (message.html,):
+            assert markup is not None
+            assert_well_formed(markup)
+        got = message.text if kind == "telegram" else message.html
+        want = benign.text if kind == "telegram" else benign.html
+        assert got is not None and want is not None
+        allowed = tag_shapes(want) | {("br", ())}  # email: the text's line breaks become <br>
+        assert tag_shapes(got) <= allowed, "markup got through"
+
+
+def tag_shapes(html: str) -> set[tuple[str, tuple[tuple[str, str | None], ...]]]:
+    return {(tag, tuple(sorted(attrs.items()))) for tag, attrs in html_tags(html)}
+
+
+def test_the_incident_title_reaches_slack_as_text() -> None:
+    """A YouTube title that once became a quote, bold, strike and a phishing link."""
+    r = renderer({"t": {"text": "New video: {{ trigger.video_title }}"}})
+    message = render(r, "slack", hostile_event(INCIDENT), "t")
+    for text in mrkdwn_texts(message):
+        assert "<" not in text and "*" not in text and "~" not in text
+        assert "https://" not in text and "slack-login.evil.example" not in text
+        assert not re.search(r"^\s*&gt;", text, re.MULTILINE)
+    assert "sign in again at https://slack-login.evil.example/auth" in slack_visible(message.text)
+
+
+def test_template_markup_and_asked_for_links_still_work() -> None:
+    r = renderer(
+        {"t": {"text": "*Failed* <https://docs.example|docs> {{ event.url | link('Watch') }}"}}
+    )
+    payload = hostile_event("x")
+    payload["url"] = "https://e.example/v?a=1&b=2"
+    message = render(r, "slack", payload, "t")
+    expected = "*Failed* <https://docs.example|docs> <https://e.example/v?a=1&amp;b=2|Watch>"
+    assert message.text == expected
+    assert message.blocks == [
+        {"type": "section", "text": {"type": "mrkdwn", "text": expected, "verbatim": True}}
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(readme_templates()))
+def test_readme_template_links_only_what_it_asks_for(name: str) -> None:
+    r = renderer(readme_templates())
+    payload = hostile_event(INCIDENT)
+    message = render(r, "slack", payload, name)
+    benign = render(r, "slack", hostile_event("benign title"), name)
+    assert_no_slack_markup_from_event(message, benign, link_targets(payload))
+    seen = "\n".join(mrkdwn_texts(message))
+    assert "slack-login.evil.example" not in seen and "https://slack-login" not in seen

@@ -19,6 +19,7 @@ from relay.render.limits import (
     slack_escape,
     slack_link,
     slack_literal,
+    slack_unlink,
     truncate_html,
     truncate_plain,
     truncate_slack,
@@ -42,10 +43,30 @@ def test_slack_escape_replaces_only_the_three_control_characters() -> None:
 
 
 def test_slack_literal_defuses_formatting_and_quotes() -> None:
-    text = slack_literal("> quoted *bold* _it_ ~s~ `code`\n＞ again")
+    text = slack_literal("> quoted *bold* _it_ ~s~ `code`\n＞ again\n \t> indented")
     assert not re.search(r"[*_~`]", text)
     assert text.startswith("\u00ad&gt; quoted ∗bold∗ ˍitˍ ∼s∼ ˋcodeˋ")
     assert "\n\u00ad＞ again" in text
+    assert text.endswith("\n \t\u00ad&gt; indented")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("at https://evil.example/a.b", "at https:\u200b//evil.\u200bexample/a.\u200bb"),
+        ("HTTPS://x", "HTTPS:\u200b//x"),
+        ("www.evil.example.", "www.\u200bevil.\u200bexample."),
+        ("mail a@b.co", "mail a@\u200bb.\u200bco"),
+        ("@here @channel #general", "@\u200bhere @\u200bchannel #\u200bgeneral"),
+        ("evil。example evil．example", "evil。\u200bexample evil．\u200bexample"),
+        ("v1.2 ends. Done: 3/4 #1", "v1.\u200b2 ends. Done: 3/4 #\u200b1"),
+        ("plain words, no links", "plain words, no links"),
+    ],
+)
+def test_slack_unlink_breaks_what_a_client_would_link(text: str, expected: str) -> None:
+    assert slack_unlink(text) == expected
+    assert slack_unlink(text).replace("\u200b", "") == text
+    assert slack_literal(text) == slack_escape(expected)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +99,10 @@ def test_slack_link() -> None:
     assert slack_link("javascript:alert(1)", "<!here>") == "&lt;!here&gt;"
     assert slack_link("https://e.com/x|y", "") == "<https://e.com/x%7Cy>"
     assert slack_link("https://e.com", "line\nbreak") == "<https://e.com|line break>"
+    assert (
+        slack_link("https://e.com", "*b* https://x.y")
+        == "<https://e.com|∗b∗ https:\u200b//x.\u200by>"
+    )
 
 
 def test_html_link() -> None:
