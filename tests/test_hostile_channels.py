@@ -3,7 +3,8 @@
 Each text becomes a YouTube title, status message and error of a failed run. Every delivery must
 succeed (the strict fakes refuse bad Slack blocks and bad Telegram HTML), and every destination must
 show the text as text: no Slack mention or foreign link, no Telegram or email markup beyond the
-built-in template's, no extra email header, valid JSON for the webhook and the file.
+built-in template's, no extra email header, valid JSON for the webhook and the file. The same
+corpus through user templates (the README's among them) reaches Slack and Telegram as text too.
 """
 
 from __future__ import annotations
@@ -15,14 +16,28 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from relay.channels.base import Message
+from relay.channels.slack import SlackChannel, SlackSettings
+from relay.channels.telegram import TelegramChannel, TelegramSettings
+from relay.events import Event
+from relay.render import Renderer, TemplateSettings
 from tests.conftest import read_jsonl, sample
+from tests.fakes.slack import DEFAULT_TOKEN as SLACK_TOKEN
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import DEFAULT_CHAT_ID, FakeTelegram
+from tests.fakes.telegram import DEFAULT_TOKEN as TELEGRAM_TOKEN
 from tests.relay_rig import Client, Rig, running_rig
-from tests.render.helpers import mrkdwn_texts
-from tests.render.test_hostile import HOSTILE, literal
+from tests.render.helpers import AGENTS, assert_no_slack_markup_from_event, mrkdwn_texts
+from tests.render.test_hostile import (
+    HOSTILE,
+    USER_TEMPLATES,
+    link_targets,
+    literal,
+    readme_templates,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -31,8 +46,9 @@ MAIL_HEADERS = {
     "subject", "from", "to", "date", "message-id", "auto-submitted", "x-auto-response-suppress",
     "in-reply-to", "references", "content-type", "mime-version",
 }  # fmt: skip
-LOOKALIKES = str.maketrans("∗ˍ∼ˋ", "*_~`", "\u00ad")
-"""Undoes Slack's look-alike characters for ``*_~` `` (and the soft hyphen before a ``>``)."""
+LOOKALIKES = str.maketrans("∗ˍ∼ˋ", "*_~`", "\u00ad\u200b")
+"""Undoes Slack's look-alike characters for ``*_~` `` (and the soft hyphen before a ``>``, the
+zero-width spaces that keep URLs and names from being linked)."""
 TELEGRAM_ENTITIES = {"bold", "italic", "code", "pre", "text_link", "underline", "strikethrough"}
 
 
@@ -120,3 +136,82 @@ async def test_hostile_corpus_is_delivered_as_text_on_every_channel(
         check_telegram(rig)
         check_email(rig)
         check_json_destinations(rig, tmp_path)
+
+
+def user_renderer() -> tuple[Renderer, list[str]]:
+    templates = {**USER_TEMPLATES, **{f"readme:{n}": t for n, t in readme_templates().items()}}
+    settings = {name: TemplateSettings.model_validate(t) for name, t in templates.items()}
+    return Renderer(settings, AGENTS), sorted(templates)
+
+
+def render_for(renderer: Renderer, kind: str, template: str, payload: dict[str, Any]) -> Message:
+    channel = SlackChannel if kind == "slack" else TelegramChannel
+    return renderer.render(
+        kind, template, Event.model_validate(payload), event_id="e1", route="r", channel="c",
+        limits=channel.limits, run_started_at=1.0, now=2.0,
+    )  # fmt: skip
+
+
+async def started_channels(
+    slack: FakeSlack, telegram: FakeTelegram, session: aiohttp.ClientSession
+) -> tuple[SlackChannel, SlackChannel, TelegramChannel]:
+    api = SlackChannel(
+        "slack-api",
+        SlackSettings.model_validate(
+            {"type": "slack", "token": SLACK_TOKEN, "channel": "#video-alerts"}
+            | {"api_url": slack.api_url}
+        ),
+        Path("."),
+    )
+    hook = SlackChannel(
+        "slack-hook",
+        SlackSettings.model_validate({"type": "slack", "webhook_url": slack.webhook_url()}),
+        Path("."),
+    )
+    settings = {"type": "telegram", "token": TELEGRAM_TOKEN, "chat_id": str(DEFAULT_CHAT_ID)}
+    bot = TelegramChannel(
+        "telegram", TelegramSettings.model_validate(settings | {"api_url": telegram.url}), Path(".")
+    )
+    for channel in (api, hook, bot):
+        await channel.start(session)
+    return api, hook, bot
+
+
+async def test_hostile_corpus_through_user_templates_reaches_slack_and_telegram_as_text(
+    fake_slack: FakeSlack, fake_telegram: FakeTelegram
+) -> None:
+    renderer, templates = user_renderer()
+    sent: list[tuple[str, Message, set[str]]] = []  # text, benign rendering, links allowed
+    async with aiohttp.ClientSession() as session:
+        channels = await started_channels(fake_slack, fake_telegram, session)
+        api, hook, bot = channels
+        for template in templates:
+            for index, text in enumerate(HOSTILE):
+                payload = hostile_event(index, text)
+                slack = render_for(renderer, "slack", template, payload)
+                await api.send(slack)
+                await hook.send(slack)
+                await bot.send(render_for(renderer, "telegram", template, payload))
+                benign = render_for(renderer, "slack", template, hostile_event(index, "benign"))
+                sent.append((text, benign, link_targets(payload)))
+        for channel in channels:
+            await channel.close()
+
+    received = fake_slack.messages("#video-alerts")
+    assert [m.via_webhook for m in received] == [False, True] * len(sent)
+    for (text, benign, targets), message in zip(
+        [s for s in sent for _ in "ab"], received, strict=True
+    ):
+        assert_no_slack_markup_from_event(message, benign, targets)
+        assert literal(text)[:20] in visible("\n".join(mrkdwn_texts(message)))
+    check_telegram_entities(fake_telegram, expected=len(sent))
+
+
+def check_telegram_entities(telegram: FakeTelegram, expected: int) -> None:
+    messages = telegram.messages(DEFAULT_CHAT_ID)
+    assert len(messages) == expected
+    for message in messages:
+        for entity in message.entities:
+            assert entity["type"] in TELEGRAM_ENTITIES, entity
+            if entity["type"] == "text_link":
+                assert re.match(r"https://(www\.youtube|storage\.example)\.com/", entity["url"])

@@ -1,5 +1,6 @@
-"""Properties of the router (a route matches iff its keys match) and of the built-in renderers
-(any event text renders within the channel's limits and never becomes markup).
+"""Properties of the router (a route matches iff its keys match) and of the renderers, built-in
+and user templates alike (any event text renders within the channel's limits and never becomes
+markup).
 
 Bounded for CI: ``RELAY_FUZZ_EXAMPLES`` examples per property (default 200).
 """
@@ -19,10 +20,12 @@ from hypothesis import strategies as st
 from relay.channels.base import Limits, Message
 from relay.config import RelayConfig
 from relay.events import Event
-from relay.render import Renderer
+from relay.render import Renderer, TemplateSettings
 from relay.render.limits import measure
 from relay.routing import Router
 from tests.conftest import SAMPLES
+from tests.render.helpers import assert_no_slack_markup_from_event
+from tests.render.test_hostile import USER_TEMPLATES, link_targets, readme_templates
 
 FUZZ = settings(
     max_examples=int(os.environ.get("RELAY_FUZZ_EXAMPLES", "200")),
@@ -154,7 +157,11 @@ RENDER_LIMITS = {
     "email": Limits(text=100_000, subject=200),
     "webhook": Limits(text=40_000),
 }
-MARKUP_PIECES = [*"<>&*_~`|!@#\"'/=;:\n\r\t \u202e\u2028", "<!channel>", "<@U1>", "<b>", "</a>"]
+MARKUP_PIECES = [
+    *"<>&*_~`|!@#\"'/=;:.\n\r\t \u202e\u2028\u3002\uff0e＞",
+    *("<!channel>", "<@U1>", "<b>", "</a>", "https://", "evil.example", "www.", "a@b.co"),
+    *("@here", "#general", "\n> ", "<https://evil.example|x>", "[x](https://evil.example)"),
+]
 MARKUP_TEXT = st.text(max_size=300) | st.lists(
     st.sampled_from(MARKUP_PIECES) | st.text(max_size=4), max_size=80
 ).map("".join)
@@ -192,9 +199,11 @@ def html_shapes(html: str) -> _Shapes:
 KINDS_WITH_HTML = ("telegram", "email")
 
 
-def render(renderer: Renderer, kind: str, payload: dict[str, Any]) -> Message:
+def render(
+    renderer: Renderer, kind: str, payload: dict[str, Any], template: str | None = None
+) -> Message:
     return renderer.render(
-        kind, None, Event.model_validate(payload), event_id="e1", route="r", channel="c",
+        kind, template, Event.model_validate(payload), event_id="e1", route="r", channel="c",
         limits=RENDER_LIMITS[kind], run_started_at=1.0, now=2.0,
     )  # fmt: skip
 
@@ -246,6 +255,8 @@ def test_any_text_renders_within_limits_and_never_as_markup(
                 for inner in re.findall(r"<([^>]*)>", mrkdwn):
                     assert re.match(r"https?://", inner), f"<{inner}> is not a plain link"
                 assert not re.search(r"&(?!(?:amp|lt|gt);)", mrkdwn), "a raw & got through"
+            benign = render(default_renderer, kind, hostile_payload("plain words", url))
+            assert_no_slack_markup_from_event(message, benign, link_targets(payload))
         if kind in KINDS_WITH_HTML:
             if kind == "telegram":
                 assert message.caption is not None and measure(message.caption) <= 1024
@@ -256,3 +267,28 @@ def test_any_text_renders_within_limits_and_never_as_markup(
                 assert not re.search(
                     r"&(?!(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)", html
                 )
+
+
+USER_TEMPLATE_SET = {**USER_TEMPLATES, **{f"readme:{n}": t for n, t in readme_templates().items()}}
+
+
+@pytest.fixture(scope="module")
+def user_renderer() -> Renderer:
+    return Renderer(
+        {name: TemplateSettings.model_validate(t) for name, t in USER_TEMPLATE_SET.items()},
+        {"a1": "Cutter"},
+    )
+
+
+@FUZZ
+@given(text=MARKUP_TEXT, url=URLS, template=st.sampled_from(sorted(USER_TEMPLATE_SET)))
+def test_user_templates_never_turn_event_text_into_slack_markup(
+    user_renderer: Renderer, text: str, url: str, template: str
+) -> None:
+    """Through a user template, event text adds no formatting, quote, link, mention or
+    self-linking URL to Slack: only the template's own markup and the URL fields it links."""
+    payload = hostile_payload(text, url)
+    benign = render(user_renderer, "slack", hostile_payload("plain words", url), template)
+    message = render(user_renderer, "slack", payload, template)
+    assert measure(message.text) <= RENDER_LIMITS["slack"].text
+    assert_no_slack_markup_from_event(message, benign, link_targets(payload))
