@@ -15,6 +15,7 @@ from aiohttp import web
 from relay.admin import require_admin
 from relay.config import LoadedConfig
 from relay.dispatch import Dispatcher
+from relay.httplog import HTTP_LOG, ParserErrorLog
 from relay.metrics import CONTENT_TYPE, Metrics
 from relay.receiver import Receiver, error
 from relay.reload import Reloader
@@ -121,14 +122,20 @@ def build_app(
     relay.reloader = Reloader(relay, loaded.path, on_swap=lambda _: dispatcher.notify())
     holder.append(relay)
 
+    http_log = ParserErrorLog()
     app = web.Application(
         middlewares=[json_errors],
         client_max_size=config.server.max_body_bytes,
-        # aiohttp closes a connection still waiting for (the rest of) its request headers when
-        # this elapses: the header deadline for slow clients, and the idle keep-alive limit.
-        handler_args={"keepalive_timeout": config.server.read_timeout},
+        handler_args={
+            # aiohttp closes a connection still waiting for (the rest of) its request headers
+            # when this elapses: the header deadline for slow clients, and the idle keep-alive
+            # limit.
+            "keepalive_timeout": config.server.read_timeout,
+            "logger": http_log,
+        },
     )
     app[RELAY] = relay
+    app[HTTP_LOG] = http_log
     app.router.add_post(config.server.path, receiver.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
