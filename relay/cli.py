@@ -141,7 +141,8 @@ def _bind_failure(exc: OSError, host: str, port: int) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Every error at once, in file order, one per line on stderr; else the summary."""
+    """Every error at once, in file order, one per line on stderr; else the summary, and the
+    warnings on stderr (exit 0)."""
     try:
         loaded = load_config(args.config)
     except ConfigError as exc:
@@ -151,6 +152,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"relay: {exc.source}: {len(issues)} error(s)", file=sys.stderr)
         return 1
     print(summary(loaded))
+    for warning in loaded.warnings:
+        print(warning.format(loaded.source), file=sys.stderr)
+    if loaded.warnings:
+        print(f"relay: {loaded.source}: {len(loaded.warnings)} warning(s)", file=sys.stderr)
     return 0
 
 

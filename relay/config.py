@@ -7,7 +7,6 @@ load, not at 3 a.m.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Mapping
@@ -26,9 +25,11 @@ from pydantic import (
 )
 
 from relay.channels import REGISTRY, ChannelSettings
-from relay.confmodel import Duration, StrictModel
+from relay.confmodel import Duration, StrictModel, suggest
+from relay.matchers import MatchSpec, match_value_problems
 from relay.render import Renderer, TemplateConfigError, check_syntax
 from relay.render.settings import TemplateSettings
+from relay.routelint import route_warnings
 from relay.yamlsource import Located, YamlSourceError, interpolate, load_yaml
 
 __all__ = [
@@ -45,8 +46,6 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
-
-TRIGGER_TYPES = ("youtube", "schedule", "manual", "none")
 
 
 def _one_or_many(value: object) -> object:
@@ -128,22 +127,6 @@ class DeliverySettings(StrictModel):
     never takes every worker."""
 
 
-class MatchSpec(StrictModel):
-    flag: StrList | None = None
-    status: StrList | None = None
-    agent: StrList | None = None
-    trigger: StrList | None = None
-    youtube_channel: StrList | None = None
-
-    @field_validator("trigger")
-    @classmethod
-    def _known_trigger(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for item in value or ():
-            if item not in TRIGGER_TYPES:
-                raise ValueError(f"unknown trigger '{item}' (one of: {', '.join(TRIGGER_TYPES)})")
-        return value
-
-
 class RouteSettings(StrictModel):
     name: str | None = None
     match: MatchSpec | None = None
@@ -185,9 +168,12 @@ class ConfigIssue:
     line: int | None
     where: str
     message: str
+    warning: bool = False
+    """A config that serves but likely not as meant (e.g. a route that can never match)."""
 
     def format(self, source: str) -> str:
         place = f"{source}:{self.line}" if self.line else source
+        place += ": warning" if self.warning else ""
         return (
             f"{place}: {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
         )
@@ -209,6 +195,7 @@ class LoadedConfig:
     base_dir: Path
     sha256: str
     unset_vars: tuple[str, ...]
+    warnings: tuple[ConfigIssue, ...] = ()
 
     @property
     def source(self) -> str:
@@ -228,19 +215,53 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(file.name, [ConfigIssue(None, "", "not UTF-8 text")]) from None
-    config, unset = parse_config(text, file.name, env)
+    config, unset, warnings = _parse(text, file.name, env)
     return LoadedConfig(
         config=config,
         path=file.absolute(),
         base_dir=file.absolute().parent,
         sha256=hashlib.sha256(raw).hexdigest(),
         unset_vars=unset,
+        warnings=tuple(warnings),
     )
 
 
 def parse_config(
     text: str, source: str = "relay.yaml", env: Mapping[str, str] | None = None
 ) -> tuple[RelayConfig, tuple[str, ...]]:
+    """The validated config and the unset variables; ``ConfigError`` lists every error."""
+    config, unset, _ = _parse(text, source, env)
+    return config, unset
+
+
+def _parse(
+    text: str, source: str, env: Mapping[str, str] | None
+) -> tuple[RelayConfig, tuple[str, ...], list[ConfigIssue]]:
+    """Every check runs on every load, so one run reports every error (then the warnings)."""
+    located = _read_yaml(text, source)
+    interpolate(located, env)
+    unset = tuple(sorted(set(located.unset_vars.values())))
+    issues = [
+        *_reference_issues(located),
+        *_match_issues(located),
+        *_secret_issues(located),
+        *_template_issues(located),
+    ]
+    config = None
+    try:
+        config = RelayConfig.model_validate(located.data)
+    except ValidationError as exc:
+        issues += _pydantic_issues(exc, located)
+    if issues or config is None:
+        raise ConfigError(source, _in_file_order(issues))
+    warnings = [
+        ConfigIssue(located.line_of(path), dotted(path), message, warning=True)
+        for path, message in route_warnings(config)
+    ]
+    return config, unset, _in_file_order(warnings)
+
+
+def _read_yaml(text: str, source: str) -> Located:
     try:
         located = load_yaml(text)
     except YamlSourceError as exc:
@@ -249,19 +270,7 @@ def parse_config(
         located.data = {}
     if not isinstance(located.data, dict):
         raise ConfigError(source, [ConfigIssue(1, "", "the file must be a mapping of sections")])
-    interpolate(located, env)
-    unset = tuple(sorted(set(located.unset_vars.values())))
-    references = _reference_issues(located)
-    try:
-        config = RelayConfig.model_validate(located.data)
-    except ValidationError as exc:
-        raise ConfigError(
-            source, _in_file_order(_pydantic_issues(exc, located) + references)
-        ) from None
-    issues = _secret_issues(config, located) + references + _template_issues(config, located)
-    if issues:
-        raise ConfigError(source, _in_file_order(issues))
-    return config, unset
+    return located
 
 
 def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
@@ -282,10 +291,7 @@ def _pydantic_issues(exc: ValidationError, located: Located) -> list[ConfigIssue
         loc = _yaml_path(error["loc"], located.data)
         if error["type"] == "union_tag_invalid":
             loc = (*loc, "type")
-        message = _plain_message(error)
-        unset = _unset_below(loc, located)
-        if unset:
-            message += f" (environment variable {unset} is not set)"
+        message = _plain_message(error) + _unset_hint(loc, located)
         key = (loc, message)
         if key in seen:
             continue
@@ -332,26 +338,27 @@ def _plain_message(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _unset_below(loc: tuple[str | int, ...], located: Located) -> str | None:
-    for path, name in located.unset_vars.items():
-        if path[: len(loc)] == loc:
-            return name
-    return None
+def _unset_hint(loc: tuple[str | int, ...], located: Located) -> str:
+    """`` (environment variable X is not set)`` naming every unset variable under ``loc``."""
+    names = sorted({name for path, name in located.unset_vars.items() if path[: len(loc)] == loc})
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f" (environment variable {names[0]} is not set)"
+    return f" (environment variables {', '.join(names)} are not set)"
 
 
-def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _secret_issues(config: RelayConfig, located: Located) -> list[ConfigIssue]:
-    if config.auth.secrets or config.auth.allow_unsigned:
+def _secret_issues(located: Located) -> list[ConfigIssue]:
+    """Checked on the ``auth`` section alone, so it shows even when other sections are wrong."""
+    try:
+        auth = AuthSettings.model_validate(located.data.get("auth", {}))
+    except ValidationError:
+        return []  # the full validation reports it
+    if auth.secrets or auth.allow_unsigned:
         return []
-    unset = _unset_below(("auth", "secrets"), located)
-    hint = f" (environment variable {unset} is not set)" if unset else ""
     message = (
         "no webhook secret configured; set one, or set auth.allow_unsigned: true "
-        "to accept unsigned webhooks" + hint
+        "to accept unsigned webhooks" + _unset_hint(("auth", "secrets"), located)
     )
     return [ConfigIssue(located.line_of(("auth", "secrets")), "auth.secrets", message)]
 
@@ -374,7 +381,7 @@ def _reference_issues(located: Located) -> list[ConfigIssue]:
 
     def unknown_template(path: tuple[str | int, ...], name: object) -> None:
         if isinstance(name, str) and name not in templates:
-            issue(path, f"unknown template '{name}'{_suggest(name, templates)}")
+            issue(path, f"unknown template '{name}'{suggest(name, templates)}")
 
     for name, channel in (data.get("channels") or {}).items() if channels else ():
         if isinstance(channel, dict):
@@ -395,24 +402,37 @@ def _reference_issues(located: Located) -> list[ConfigIssue]:
             if isinstance(target, str) and target not in channels:
                 issue(
                     ("routes", index, "to"),
-                    f"unknown channel '{target}'{_suggest(target, channels)}",
+                    f"unknown channel '{target}'{suggest(target, channels)}",
                     ("routes", index, "to", position) if listed else (),
                 )
         unknown_template(("routes", index, "template"), route.get("template"))
     return issues
 
 
-def _template_issues(config: RelayConfig, located: Located) -> list[ConfigIssue]:
-    """Compile every template now, so a syntax error fails the load with its line."""
+def _match_issues(located: Located) -> list[ConfigIssue]:
     issues = []
-    for name, settings in config.templates.items():
+    for path, message in match_value_problems(located.data, located.unset_vars):
+        where = path[:-1] if isinstance(path[-1], int) else path
+        issues.append(ConfigIssue(located.line_of(path), dotted(where), message))
+    return issues
+
+
+def _template_issues(located: Located) -> list[ConfigIssue]:
+    """Compile every template now, so a syntax error fails the load with its line; each one
+    that is valid on its own, so these show even when other sections are wrong."""
+    issues = []
+    templates, channels = located.data.get("templates"), located.data.get("channels")
+    for name, raw in templates.items() if isinstance(templates, dict) else ():
         try:
-            Renderer({name: settings}, {})
+            Renderer({name: TemplateSettings.model_validate(raw)}, {})
+        except ValidationError:
+            continue  # the full validation reports it
         except TemplateConfigError as exc:
             issues.append(_template_issue(located, ("templates", name), exc))
-    for name, channel in config.channels.items():
+    for name, channel in channels.items() if isinstance(channels, dict) else ():
+        kind = REGISTRY.get(str(channel.get("type"))) if isinstance(channel, dict) else None
         for key in ("body", "subject"):
-            source = getattr(channel, key, None)
+            source = channel.get(key) if kind and key in kind.settings.model_fields else None
             if isinstance(source, str):
                 try:
                     check_syntax(source, name=name, key=key, markup="plain")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Literal
 
@@ -21,6 +22,7 @@ __all__ = [
     "Security",
     "StrictModel",
     "parse_duration",
+    "suggest",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -79,3 +81,11 @@ RateLimitSetting = Annotated[RateLimit | Literal["off"] | None, BeforeValidator(
 """A channel's ``rate_limit``: a ``RateLimit``, ``off``, or None for the channel type's default."""
 
 Security = Literal["starttls", "tls", "none"]
+
+
+def suggest(name: str, known: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to a misspelt one, else ''."""
+    by_case = {item.lower(): item for item in known}
+    close = [by_case[name.lower()]] if name.lower() in by_case else []
+    close = close or difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

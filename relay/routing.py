@@ -13,62 +13,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from relay.config import MatchSpec, RelayConfig, RouteSettings, route_label
+from relay.config import RelayConfig, RouteSettings, route_label
 from relay.events import Event
+from relay.matchers import MATCH_KEYS, Matcher, agent_ids
 
 __all__ = ["Delivery", "Matcher", "Route", "Router"]
 
-_INDEX_ORDER = ("agent", "youtube_channel", "status", "flag", "trigger")
+_INDEX_ORDER = MATCH_KEYS
 """Most selective first: a route is indexed by the first of these it constrains."""
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    """A compiled ``match:`` / ``not:`` block; each key is a frozenset, None = any."""
-
-    flag: frozenset[str] | None = None
-    status: frozenset[str] | None = None
-    agent: frozenset[str] | None = None
-    trigger: frozenset[str] | None = None
-    youtube_channel: frozenset[str] | None = None
-
-    @classmethod
-    def compile(cls, spec: MatchSpec | None, agent_ids: Mapping[str, list[str]]) -> Matcher:
-        if spec is None:
-            return cls()
-
-        def values(items: tuple[str, ...] | None) -> frozenset[str] | None:
-            return None if items is None else frozenset(items)
-
-        agents = None
-        if spec.agent is not None:
-            resolved: set[str] = set()
-            for item in spec.agent:
-                resolved.update(agent_ids.get(item, [item]))
-            agents = frozenset(resolved)
-        return cls(
-            flag=values(spec.flag),
-            status=values(spec.status),
-            agent=agents,
-            trigger=values(spec.trigger),
-            youtube_channel=values(spec.youtube_channel),
-        )
-
-    @property
-    def is_empty(self) -> bool:
-        return all(getattr(self, key) is None for key in _INDEX_ORDER)
-
-    def matches(self, keys: Mapping[str, str | None]) -> bool:
-        """All constrained keys match (AND); within a key, any listed value (OR)."""
-        for key in _INDEX_ORDER:
-            allowed: frozenset[str] | None = getattr(self, key)
-            if allowed is not None and keys[key] not in allowed:
-                return False
-        return True
-
-    def matches_any_key(self, keys: Mapping[str, str | None]) -> bool:
-        """For ``not:``: excluded when all its keys match (an empty ``not`` excludes nothing)."""
-        return not self.is_empty and self.matches(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +91,9 @@ class Router:
 
     @classmethod
     def from_config(cls, config: RelayConfig) -> Router:
-        agent_ids: dict[str, list[str]] = defaultdict(list)
-        for agent_id, display_name in config.agents.items():
-            agent_ids[display_name].append(agent_id)
+        ids = agent_ids(config.agents)
         routes = [
-            _compile_route(index, settings, agent_ids)
-            for index, settings in enumerate(config.routes)
+            _compile_route(index, settings, ids) for index, settings in enumerate(config.routes)
         ]
         templates = {name: channel.template for name, channel in config.channels.items()}
         return cls(routes, templates)

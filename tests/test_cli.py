@@ -113,7 +113,8 @@ routes:
         "(one of: console, file, slack, telegram, email, webhook)",
         "relay.yaml:10: channels.b.pathh: unknown key (check the spelling)",
         "relay.yaml:13: routes[0].match.trigger: unknown trigger 'yt' "
-        "(one of: youtube, schedule, manual, none)",
+        "(one of: youtube, schedule, manual, none; or {unknown: yt} for a trigger the relay "
+        "does not know yet)",
         "relay: relay.yaml: 4 error(s)",
     ]
 
@@ -147,6 +148,86 @@ def test_check_reports_schema_and_reference_errors_together(
     assert code == 1
     assert "delivery.wrokers: unknown key" in err
     assert "unknown channel 'archiv'" in err
+
+
+TEN_MISTAKES = """\
+auth:
+  secrets: ["${SECRET_FOR_TESTS}"]
+delivery:
+  lease: 5q
+agents:
+  123e4567-e89b-12d3-a456-789012345678: Shorts cutter
+channels:
+  slack:
+    type: slack
+    token: ${SLACK_TOKEN_FOR_TESTS}
+    channel: "#alerts"
+  tg:
+    type: telegram
+    token: ${TELEGRAM_TOKEN_FOR_TESTS}
+    chat_id: "-100123"
+    colour: red
+routes:
+  - match: {flag: RUN_FINSHED, status: [failed, partial_completed]}
+    to: [slack]
+  - match: {agent: Shorts cuter, trigger: yotube}
+    to: [slak, tg]
+"""
+
+
+def test_check_prints_ten_mixed_mistakes_in_one_run(
+    write_config: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("SECRET_FOR_TESTS", "SLACK_TOKEN_FOR_TESTS", "TELEGRAM_TOKEN_FOR_TESTS"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run(capsys, "check", "-c", str(write_config(TEN_MISTAKES)))
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "relay.yaml:2: auth.secrets: no webhook secret configured; set one, or set "
+        "auth.allow_unsigned: true to accept unsigned webhooks "
+        "(environment variable SECRET_FOR_TESTS is not set)",
+        "relay.yaml:4: delivery.lease: not a duration: '5q' "
+        "(use seconds or e.g. '500ms', '1s', '5m', '24h', '7d')",
+        "relay.yaml:8: channels.slack: set exactly one of 'token' (Web API: posts, edits, "
+        "threads) or 'webhook_url' (incoming webhook: posts only) "
+        "(environment variable SLACK_TOKEN_FOR_TESTS is not set)",
+        "relay.yaml:14: channels.tg.token: Input should be a valid string "
+        "(environment variable TELEGRAM_TOKEN_FOR_TESTS is not set)",
+        "relay.yaml:16: channels.tg.colour: unknown key (check the spelling)",
+        "relay.yaml:18: routes[0].match.flag: unknown flag 'RUN_FINSHED' "
+        "(did you mean 'RUN_FINISHED'?)",
+        "relay.yaml:18: routes[0].match.status: unknown status 'partial_completed' "
+        "(did you mean 'partial_complete'?)",
+        "relay.yaml:20: routes[1].match.agent: unknown agent 'Shorts cuter' "
+        "(did you mean 'Shorts cutter'?)",
+        "relay.yaml:20: routes[1].match.trigger: unknown trigger 'yotube' "
+        "(did you mean 'youtube'?)",
+        "relay.yaml:21: routes[1].to: unknown channel 'slak' (did you mean 'slack'?)",
+        "relay: relay.yaml: 10 error(s)",
+    ]
+
+
+def test_check_prints_warnings_with_their_lines_and_succeeds(
+    write_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = BASE_CONFIG.replace(
+        "    path: deliveries.jsonl\n", "    path: deliveries.jsonl\n  spare: {type: console}\n"
+    ).replace(
+        "  - name: all\n    to: [archive]\n",
+        "  - name: all\n    to: [archive]\n"
+        "  - name: started-failures\n    match: {flag: RUN_STARTED, status: failed}\n"
+        "    to: [archive]\n",
+    )
+    code, out, err = run(capsys, "check", "-c", str(write_config(text)))
+    assert code == 0 and out.startswith("relay.yaml: OK")
+    assert err.splitlines() == [
+        "relay.yaml:18: warning: channels.spare: channel 'spare' is not used by any route",
+        "relay.yaml:23: warning: routes[1].match: can never match: RUN_STARTED events carry "
+        "status running",
+        "relay: relay.yaml: 2 warning(s)",
+    ]
 
 
 # --- schema --------------------------------------------------------------------------------------
@@ -187,7 +268,23 @@ def test_yaml_files_are_valid_for_an_editor(path: Path) -> None:
         ({"delivery": {"lease": "5 minutes"}}, False),
         ({"delivery": {"lease": -1}}, False),
         ({"delivery": {"wrokers": 3}}, False),
-        ({"routes": [{"to": "a", "match": {"flag": "TEST", "status": ["x", "y"]}}]}, True),
+        ({"routes": [{"to": "a", "match": {"flag": "TEST", "status": ["running"]}}]}, True),
+        ({"routes": [{"to": "a", "match": {"flag": "RUN_FINSHED"}}]}, False),
+        ({"routes": [{"to": "a", "match": {"status": ["failed", "partial_completed"]}}]}, False),
+        ({"routes": [{"to": "a", "match": {"flag": {"unknown": "RUN_STALE"}}}]}, True),
+        (
+            {
+                "routes": [
+                    {"to": "a", "match": {"flag": ["RUN_FINISHED", {"unknown": "RUN_STALE"}]}}
+                ]
+            },
+            True,
+        ),
+        ({"routes": [{"to": "a", "match": {"flag": {"unknwn": "RUN_STALE"}}}]}, False),
+        ({"routes": [{"to": "a", "not": {"trigger": "yotube"}}]}, False),
+        ({"routes": [{"to": "a", "match": {"youtube_channel": "UCuAXFkgsw1L7xaCfnd5JJOw"}}]}, True),
+        ({"routes": [{"to": "a", "match": {"youtube_channel": "@handle"}}]}, False),
+        ({"routes": [{"to": "a", "match": {"agent": ["Shorts cutter"]}}]}, True),
         ({"routes": [{"to": []}]}, False),
         ({"routes": [{"to": ["a"], "mode": "cards"}]}, False),
         ({"routes": [{"to": ["a"], "not": {"agent": "x"}, "card_interval": "2s"}]}, True),

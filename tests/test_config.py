@@ -131,6 +131,32 @@ def test_bad_values() -> None:
     assert any("routes[0].match.trigger: unknown trigger 'yt'" in line for line in found)
 
 
+def test_every_check_reports_in_the_same_run() -> None:
+    text = """\
+auth:
+  secrets: ["${SECRET_A}", "${SECRET_B}"]
+delivery:
+  lease: 5q
+channels:
+  hook:
+    type: webhook
+    url: ${HOOK_URL}
+    body: "{{ text"
+templates:
+  short: {text: "{% if %}"}
+"""
+    found = issues_of(text, env={})
+    assert [line.split(": ")[1] for line in found] == [
+        "auth.secrets",
+        "delivery.lease",
+        "channels.hook.url",
+        "channels.hook.body",
+        "templates.short.text",
+    ]
+    assert found[0].endswith("(environment variables SECRET_A, SECRET_B are not set)")
+    assert found[2].endswith("(environment variable HOOK_URL is not set)")
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [

@@ -1,0 +1,196 @@
+"""Warnings about routes that load but do nothing: a config that passes can still lose alerts.
+
+A route that can never match (its flag never carries its status, or its ``not:`` excludes all it
+matches), a route an earlier ``stop: true`` route always takes first, and a channel no route uses.
+These are warnings, not errors: ``relay check`` prints them and succeeds, ``serve`` logs them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from relay.matchers import FLAG_CARRIES, MATCH_KEYS, Matcher, agent_ids
+
+if TYPE_CHECKING:
+    from relay.config import RelayConfig
+
+__all__ = ["route_warnings"]
+
+Path = tuple[str | int, ...]
+_CARRIED = ("status", "trigger")
+"""The keys ``FLAG_CARRIES`` may restrict."""
+
+
+@dataclass(frozen=True)
+class _Route:
+    index: int
+    label: str
+    match: Matcher
+    exclude: Matcher
+    stop: bool
+
+    @property
+    def accepts_test(self) -> bool:
+        return self.match.flag is not None and "TEST" in self.match.flag
+
+
+def route_warnings(config: RelayConfig) -> list[tuple[Path, str]]:
+    """``(path, message)`` for each route that cannot deliver and each unused channel."""
+    ids = agent_ids(config.agents)
+    routes = [
+        _Route(
+            index,
+            f"'{route.name}'" if route.name else f"routes[{index}]",
+            Matcher.compile(route.match, ids),
+            Matcher.compile(route.not_, ids),
+            route.stop,
+        )
+        for index, route in enumerate(config.routes)
+    ]
+    found: list[tuple[Path, str]] = []
+    dead: set[int] = set()
+    for route in routes:
+        problems = _never_matches(route)
+        if problems:
+            dead.add(route.index)
+        found += problems
+    found += _shadowed([route for route in routes if route.index not in dead])
+    used = {channel for route in config.routes for channel in route.to}
+    found += [
+        (("channels", name), f"channel '{name}' is not used by any route")
+        for name in config.channels
+        if name not in used
+    ]
+    return found
+
+
+# --- routes that can never match ---------------------------------------------------------------
+
+
+def _never_matches(route: _Route) -> list[tuple[Path, str]]:
+    base: Path = ("routes", route.index)
+    match = route.match
+    youtube = match.youtube_channel is not None
+    if youtube and match.trigger is not None and "youtube" not in match.trigger:
+        return [
+            (
+                (*base, "match", "youtube_channel"),
+                "can never match: events have a youtube_channel only when their trigger is youtube",
+            )
+        ]
+    dead = {flag: why for flag in match.flag or () if (why := _why_flag_cannot_match(match, flag))}
+    if dead and match.flag is not None and len(dead) == len(match.flag):
+        reasons = "; ".join(dead.values())
+        return [((*base, "match"), f"can never match: {reasons}")]
+    found = [
+        ((*base, "match", "flag"), f"flag {flag} can never match here: {why}")
+        for flag, why in dead.items()
+    ]
+    if _excludes_everything(route):
+        found.append(
+            ((*base, "not"), "can never match: 'not' excludes every event the match includes")
+        )
+    return found
+
+
+def _why_flag_cannot_match(match: Matcher, flag: str) -> str | None:
+    carries = FLAG_CARRIES.get(flag, {})
+    for key in _CARRIED:
+        wanted, possible = match.allowed(key), carries.get(key)
+        if wanted is not None and possible is not None and not wanted & possible:
+            return f"{flag} events carry {key} {_listed(possible)}"
+    triggers = carries.get("trigger")
+    if match.youtube_channel is not None and triggers is not None and "youtube" not in triggers:
+        return f"{flag} events have no youtube_channel"
+    return None
+
+
+def _possible(match: Matcher, key: str) -> frozenset[str] | None:
+    """The values ``key`` can have on an event that ``match`` takes (None: any)."""
+    wanted = match.allowed(key)
+    if key not in _CARRIED or match.flag is None:
+        return wanted
+    carried = [FLAG_CARRIES.get(flag, {}).get(key) for flag in match.flag]
+    if any(values is None for values in carried):
+        return wanted
+    union = frozenset().union(*(values for values in carried if values is not None))
+    return union if wanted is None else union & wanted
+
+
+def _excludes_everything(route: _Route) -> bool:
+    exclude = route.exclude
+    if exclude.is_empty:
+        return False
+    for key in MATCH_KEYS:
+        excluded = exclude.allowed(key)
+        if excluded is None:
+            continue
+        possible = _possible(route.match, key)
+        if possible is None or not possible <= excluded:
+            return False
+    return True
+
+
+# --- routes an earlier stop: true route always takes -------------------------------------------
+
+
+def _shadowed(live: list[_Route]) -> list[tuple[Path, str]]:
+    """A stop route is indexed by the first key it constrains, like the router, so each route
+    is compared only with stop routes that could contain it."""
+    always: list[_Route] = []
+    index: dict[str, dict[str, list[_Route]]] = defaultdict(lambda: defaultdict(list))
+    found: list[tuple[Path, str]] = []
+    for route in live:
+        earlier = [stop for stop in _candidates(route, always, index) if _takes_all(stop, route)]
+        if earlier:
+            first = min(earlier, key=lambda stop: stop.index)
+            found.append(
+                (
+                    ("routes", route.index),
+                    f"never reached: every event it matches goes to the earlier route "
+                    f"{first.label}, which has stop: true",
+                )
+            )
+        if route.stop:
+            key = next((k for k in MATCH_KEYS if route.match.allowed(k) is not None), None)
+            if key is None:
+                always.append(route)
+                continue
+            for value in route.match.allowed(key) or ():
+                index[key][value].append(route)
+    return found
+
+
+def _candidates(
+    route: _Route, always: list[_Route], index: Mapping[str, Mapping[str, list[_Route]]]
+) -> Iterable[_Route]:
+    yield from always
+    for key, table in index.items():
+        possible = _possible(route.match, key)
+        if possible:
+            yield from table.get(next(iter(possible)), ())
+
+
+def _takes_all(stop: _Route, route: _Route) -> bool:
+    """Every event ``route`` matches is matched, and not excluded, by ``stop``."""
+    if route.accepts_test and not stop.accepts_test:
+        return False
+    for key in MATCH_KEYS:
+        wanted = stop.match.allowed(key)
+        possible = _possible(route.match, key)
+        if wanted is not None and (possible is None or not possible <= wanted):
+            return False
+    return stop.exclude.is_empty or any(
+        (excluded := stop.exclude.allowed(key)) is not None
+        and (possible := _possible(route.match, key)) is not None
+        and not possible & excluded
+        for key in MATCH_KEYS
+    )
+
+
+def _listed(values: Iterable[str]) -> str:
+    items = sorted(values)
+    return items[0] if len(items) == 1 else "one of " + ", ".join(items)
