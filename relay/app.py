@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from relay.admin import require_admin
+from relay.bodies import BODY_READS, BodyReads
 from relay.config import LoadedConfig
 from relay.dispatch import Dispatcher
 from relay.httplog import HTTP_LOG, ParserErrorLog
@@ -123,19 +124,26 @@ def build_app(
     holder.append(relay)
 
     http_log = ParserErrorLog()
+    body_reads = BodyReads(
+        lambda: holder[0].runtime.loaded.config.server.read_timeout,
+        skip=lambda request: request.match_info.handler == receiver.handle,
+    )
     app = web.Application(
-        middlewares=[json_errors],
+        middlewares=[json_errors, body_reads.middleware],
         client_max_size=config.server.max_body_bytes,
         handler_args={
             # aiohttp closes a connection still waiting for (the rest of) its request headers
             # when this elapses: the header deadline for slow clients, and the idle keep-alive
             # limit.
             "keepalive_timeout": config.server.read_timeout,
+            # How long a body nobody read (an early answer) is drained before closing.
+            "lingering_time": config.server.read_timeout,
             "logger": http_log,
         },
     )
     app[RELAY] = relay
     app[HTTP_LOG] = http_log
+    app[BODY_READS] = body_reads
     app.router.add_post(config.server.path, receiver.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
