@@ -22,6 +22,7 @@ __all__ = [
     "MessageRef",
     "PermanentError",
     "RetryableError",
+    "VerifyError",
     "classify_http_status",
     "parse_retry_after",
 ]
@@ -105,6 +106,14 @@ class PermanentError(DeliveryError):
     """Retrying cannot help (bad token, unknown chat, message refused)."""
 
 
+class VerifyError(Exception):
+    """A channel failed its check (``verify``). The text must never contain a secret."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def parse_retry_after(value: str | float | int | None) -> float | None:
     """Seconds from a ``Retry-After`` value (delta-seconds only; dates are treated as absent)."""
     if value is None:
@@ -156,6 +165,13 @@ class Channel(Protocol):
     async def close(self) -> None: ...
 
     async def send(self, message: Message) -> MessageRef | None: ...
+
+    async def verify(self) -> str:
+        """Check credentials and destination without sending a message (the channel is started).
+
+        Returns what was confirmed, in a few words; raises ``VerifyError`` with the reason.
+        """
+        ...
 
 
 @runtime_checkable

@@ -40,6 +40,10 @@ class ConsoleChannel:
     async def close(self) -> None:
         return None
 
+    async def verify(self) -> str:
+        """Nothing can fail before a write to stdout."""
+        return "nothing to check"
+
     async def send(self, message: Message) -> MessageRef | None:
         stream = self._stream or sys.stdout
         rule = "─" * 60

@@ -27,6 +27,7 @@ from relay.channels.base import (
     MessageRef,
     PermanentError,
     RetryableError,
+    VerifyError,
 )
 from relay.channels.errors import scrub
 from relay.confmodel import Duration, RateLimit, Security
@@ -183,6 +184,34 @@ class EmailChannel:
     ) -> MessageRef | None:
         """A mail answering the one ``ref`` names (``In-Reply-To`` its Message-ID)."""
         return await self._deliver(build_mail(self.settings, message, in_reply_to=ref.message_id))
+
+    async def verify(self) -> str:
+        """Connect, EHLO (TLS or STARTTLS per ``security``), log in when configured, QUIT."""
+        settings = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            use_tls=settings.security == "tls",
+            start_tls=settings.security == "starttls",
+            timeout=settings.timeout,
+        )
+        try:
+            await smtp.connect()
+            if smtp.is_ehlo_or_helo_needed:
+                await smtp.ehlo()
+            if settings.username is not None and self._password is not None:
+                await smtp.login(settings.username, self._password)
+            await smtp.quit()
+        except Exception as exc:
+            decided = classify_smtp_error(exc, [self._password])
+            if decided is None:
+                raise
+            raise VerifyError(decided.reason) from None
+        finally:
+            if smtp.is_connected:
+                smtp.close()
+        done = "logged in" if settings.username else "connected"
+        return f"{done} at {settings.host}:{settings.port} ({settings.security})"
 
     async def _deliver(self, mail: EmailMessage) -> MessageRef:
         settings = self.settings

@@ -11,7 +11,14 @@ from typing import ClassVar, Literal
 
 import aiohttp
 
-from relay.channels.base import ChannelSettings, Limits, Message, MessageRef, RetryableError
+from relay.channels.base import (
+    ChannelSettings,
+    Limits,
+    Message,
+    MessageRef,
+    RetryableError,
+    VerifyError,
+)
 from relay.confmodel import RateLimit
 
 __all__ = ["FileChannel", "FileSettings"]
@@ -44,6 +51,24 @@ class FileChannel:
 
     async def close(self) -> None:
         return None
+
+    async def verify(self) -> str:
+        """The file can be appended to: it is a writable file, or its folder lets us create it."""
+        await asyncio.to_thread(self._check_writable)
+        return f"{self.path.name} is writable"
+
+    def _check_writable(self) -> None:
+        if self.path.exists():
+            if not self.path.is_file():
+                raise VerifyError(f"{self.path.name} is not a regular file")
+            if not os.access(self.path, os.W_OK):
+                raise VerifyError(f"{self.path.name} is not writable")
+            return
+        folder = self.path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise VerifyError(f"cannot create {self.path.name}: its folder is not writable")
 
     def line_for(self, message: Message) -> str:
         record = {

@@ -20,6 +20,7 @@ import aiohttp
 from pydantic import SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from relay.channels.base import (
@@ -30,10 +31,12 @@ from relay.channels.base import (
     MessageRef,
     PermanentError,
     RetryableError,
+    VerifyError,
     classify_http_status,
     parse_retry_after,
 )
 from relay.channels.errors import SDK_LOGGER, fingerprint, hide_in_logs, network_error, scrub
+from relay.channels.reach import reach
 from relay.confmodel import Duration, RateLimit
 
 __all__ = ["SlackChannel", "SlackSettings", "classify_slack_failure"]
@@ -53,6 +56,9 @@ _PERMANENT = frozenset(
     }
 )  # fmt: skip
 _CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_LIST_PAGES = 20
+"""``conversations.list`` pages (of 1,000) read to find a channel given by name."""
 
 
 class SlackSettings(ChannelSettings):
@@ -224,6 +230,77 @@ class SlackChannel:
             message, channel=ref.channel_id, thread_ts=ref.message_id, reply_broadcast=broadcast
         )
 
+    async def verify(self) -> str:
+        """Token mode: ``auth.test``, then that the bot may post in the channel (it is a member,
+        or holds ``chat:write.public``). Webhook mode: the URL's shape and that its host answers
+        (a request would post)."""
+        if not self._token:
+            return await self._verify_webhook()
+        web = self._web_client("verify")
+        try:
+            identity = await self._call(web.auth_test())
+            scopes = _scopes(identity)
+            if scopes is not None and "chat:write" not in scopes:
+                raise VerifyError("the token lacks the chat:write scope ('missing_scope')")
+            found = await self._call(self._find_channel(web))
+        except DeliveryError as exc:
+            raise VerifyError(exc.reason) from None
+        bot = f"bot {identity.get('user') or '?'}"
+        if found is None:
+            return f"{bot}; the channel is not checked: that needs the channels:read scope"
+        label = f"#{found.get('name') or self.settings.channel}"
+        if found.get("is_archived"):
+            raise VerifyError(f"Slack channel {label} is archived ('is_archived')")
+        if not found.get("is_member") and "chat:write.public" not in (scopes or ()):
+            raise VerifyError(
+                f"the {bot} is not in Slack channel {label} ('not_in_channel'): invite it there"
+            )
+        return f"{bot}, may post in {label}"
+
+    async def _find_channel(self, web: AsyncWebClient) -> dict[str, Any] | None:
+        """The configured channel as Slack describes it; None when the token may not read it."""
+        wanted = self.settings.channel or ""
+        try:
+            if _CHANNEL_ID.match(wanted):
+                answer = await web.conversations_info(channel=wanted)
+                return dict(answer.get("channel") or {})
+            return await self._channel_named(web, wanted.lstrip("#"))
+        except SlackApiError as exc:
+            data = getattr(exc.response, "data", None)
+            if isinstance(data, dict) and data.get("error") == "missing_scope":
+                return None
+            raise
+
+    async def _channel_named(self, web: AsyncWebClient, name: str) -> dict[str, Any]:
+        cursor = None
+        for _ in range(_LIST_PAGES):
+            page = await web.conversations_list(
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=1000,
+                cursor=cursor,
+            )
+            for channel in page.get("channels") or []:
+                if isinstance(channel, dict) and channel.get("name") == name:
+                    return channel
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        raise VerifyError(
+            f"no Slack channel #{name} the bot can see ('channel_not_found'); "
+            "a private channel shows only once the bot is invited"
+        )
+
+    async def _verify_webhook(self) -> str:
+        url = self._hook_url or ""
+        segments = urllib.parse.urlsplit(url).path.split("/")
+        if len(segments) != 5 or segments[1] != "services" or not all(segments[2:]):
+            raise VerifyError(
+                "webhook_url is not a Slack incoming-webhook URL "
+                "(https://hooks.slack.com/services/T…/B…/…)"
+            )
+        return await reach(url, within=self.settings.timeout)
+
     async def _post(self, message: Message, *, channel: str, **extra: Any) -> MessageRef:
         web = self._web_client("post")
         answer = await self._call(
@@ -281,6 +358,14 @@ class SlackChannel:
                 reason = scrub(f"Slack client error ({type(exc).__name__}): {exc}", self._secrets)
                 raise PermanentError(reason) from None
             raise
+
+
+def _scopes(answer: AsyncSlackResponse) -> set[str] | None:
+    """The token's scopes from Slack's ``X-OAuth-Scopes`` header; None when it is absent."""
+    value = _header(answer.headers, "X-OAuth-Scopes")
+    if value is None:
+        return None
+    return {scope.strip() for scope in value.split(",") if scope.strip()}
 
 
 def _path_of(url: str | None) -> str | None:

@@ -2,7 +2,8 @@
 
 The Bot is built in ``start()`` without any request: the token is checked by the first send
 (no ``getMe``), so a relay starts while Telegram is unreachable or the token is wrong, and the
-failure lands on the deliveries, where it is visible and retried or dead-lettered.
+failure lands on the deliveries, where it is visible and retried or dead-lettered. ``verify``
+(``getMe`` + ``getChat``) finds a bad token or chat earlier, in the background.
 
 python-telegram-bot puts the token in every URL (and in some exception texts): reasons are
 scrubbed, and ``hide_in_logs`` masks it in the library logs.
@@ -44,6 +45,7 @@ from relay.channels.base import (
     MessageRef,
     PermanentError,
     RetryableError,
+    VerifyError,
     parse_retry_after,
 )
 from relay.channels.errors import fingerprint, hide_in_logs, scrub
@@ -224,6 +226,21 @@ class TelegramChannel:
         except PermanentError as exc:
             if _NOT_MODIFIED not in exc.reason.lower():
                 raise
+
+    async def verify(self) -> str:
+        """``getMe`` (the token), then ``getChat`` (the bot can see the chat); sends nothing."""
+        bot = self._started()
+        chat_id = self.settings.chat_id
+        try:
+            me = await self._call(bot.get_me())
+        except DeliveryError as exc:
+            raise VerifyError(exc.reason) from None
+        try:
+            chat = await self._call(bot.get_chat(chat_id))
+        except DeliveryError as exc:
+            raise VerifyError(f"chat {chat_id}: {exc.reason}") from None
+        name = chat.title or chat.username or chat.first_name or chat.id
+        return f"bot @{me.username}, {chat.type} chat {name}"
 
     async def _send(self, message: Message, *, reply_to: int | None) -> MessageRef:
         bot = self._started()

@@ -32,6 +32,7 @@ from relay.channels.base import (
     classify_http_status,
 )
 from relay.channels.errors import fingerprint, network_error
+from relay.channels.reach import reach
 from relay.confmodel import Duration, RateLimit
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "WebhookSettings", "body_for", "sign"]
@@ -124,6 +125,10 @@ class WebhookChannel:
 
     async def close(self) -> None:
         self._session = None
+
+    async def verify(self) -> str:
+        """The URL's host resolves and accepts a connection (and TLS for https); no request."""
+        return await reach(self._url, within=self.settings.timeout)
 
     async def send(self, message: Message) -> MessageRef | None:
         if self._session is None:

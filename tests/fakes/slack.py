@@ -1,5 +1,10 @@
-"""A strict local fake of the Slack Web API (chat.postMessage, chat.update, auth.test) and
-incoming webhooks, shaped after what slack-sdk's AsyncWebClient / AsyncWebhookClient send.
+"""A strict local fake of the Slack Web API (chat.postMessage, chat.update, auth.test,
+conversations.info, conversations.list) and incoming webhooks, shaped after what slack-sdk's
+AsyncWebClient / AsyncWebhookClient send.
+
+Each token has scopes, sent back in ``X-OAuth-Scopes`` like Slack does; a method needing one the
+token lacks answers ``missing_scope`` with ``needed`` and ``provided``. A bot holding
+``chat:write.public`` may post in a public channel it is not a member of.
 
 Stricter than Slack where that catches relay bugs: ``chat.update`` needs the channel *ID* (as
 returned by the post), and ``thread_ts`` must be a string like ``"1700000000.000100"``.
@@ -9,6 +14,7 @@ A ``thread_ts`` naming no known message is accepted like Slack does, but the rep
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -37,12 +43,21 @@ __all__ = ["FakeSlack", "SlackMessage", "SlackVersion", "check_blocks"]
 
 DEFAULT_TOKEN = "xoxb-test-token"
 DEFAULT_CHANNELS = {"#video-alerts": "C0VIDEO"}
+DEFAULT_SCOPES = frozenset({"chat:write", "channels:read", "groups:read"})
 TEAM_ID = "T0FAKE"
 BOT_USER_ID = "U0FAKEBOT"
 BOT_ID = "B0FAKEBOT"
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
 _TS = re.compile(r"^\d+\.\d{6}$")
+_NEEDED = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "conversations.info": "channels:read",
+    "conversations.list": "channels:read",
+}
+"""The scope each method needs (auth.test needs none)."""
+CREATED = 1_700_000_000
 _KNOWN_BLOCKS = {
     "actions", "context", "divider", "file", "header", "image", "input",
     "markdown", "rich_text", "section", "table", "video",
@@ -98,15 +113,18 @@ class SlackMessage:
 
 
 class SlackError(Exception):
-    def __init__(self, code: str, messages: list[str] | None = None) -> None:
+    def __init__(self, code: str, messages: list[str] | None = None, **extra: str) -> None:
         super().__init__(code)
         self.code = code
         self.messages = messages or []
+        self.extra = extra
 
 
 class FakeSlack(FakeServer):
     """Fake Slack. ``channels`` maps names to IDs; the bot is no member of ``not_member``;
-    ``webhooks`` maps webhook paths (after ``/services/``) to channels (default: one per channel).
+    channels in ``archived`` are archived; ``scopes`` maps a token to its scopes (default
+    ``DEFAULT_SCOPES``); ``webhooks`` maps webhook paths (after ``/services/``) to channels
+    (default: one per channel).
     ``ts`` values come from ``clock`` but stay unique and increasing when it stalls.
     Only the ``Authorization`` header authenticates; a ``token`` body field is masked in the log.
     """
@@ -119,6 +137,8 @@ class FakeSlack(FakeServer):
         tokens: Collection[str] = (DEFAULT_TOKEN,),
         channels: Mapping[str, str] = DEFAULT_CHANNELS,
         not_member: Collection[str] = (),
+        archived: Collection[str] = (),
+        scopes: Mapping[str, Collection[str]] | None = None,
         webhooks: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -127,11 +147,15 @@ class FakeSlack(FakeServer):
     ) -> None:
         super().__init__(host=host, port=port, on_call=on_call)
         self.tokens = set(tokens)
+        self.scopes = {token: set(granted) for token, granted in (scopes or {}).items()}
+        """Scopes of the tokens that do not have ``DEFAULT_SCOPES``."""
         self._clock = clock
         self._by_name = {name.lstrip("#"): cid for name, cid in channels.items()}
+        self._names = {cid: name for name, cid in self._by_name.items()}
         self._ids = set(channels.values())
         self._messages: dict[str, list[SlackMessage]] = {cid: [] for cid in self._ids}
         self.not_member = {self._channel_id(c) for c in not_member}
+        self.archived = {self._channel_id(c) for c in archived}
         if webhooks is None:
             webhooks = {
                 f"{TEAM_ID}/B{i:07d}/{secrets.token_hex(12)}": cid
@@ -139,10 +163,12 @@ class FakeSlack(FakeServer):
             }
         self._webhooks = {path: self._channel_id(ch) for path, ch in webhooks.items()}
         self._last_ts_us = 0
-        self._api: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        self._api: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "conversations.info": self._conversations_info,
+            "conversations.list": self._conversations_list,
         }
 
     @property
@@ -220,23 +246,35 @@ class FakeSlack(FakeServer):
         handler = self._api.get(incoming.method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        headers: dict[str, str] = {}
         try:
-            self._check_auth(request.headers.get("Authorization"))
+            token = self._check_auth(request.headers.get("Authorization"))
+            granted = self.scopes.get(token, set(DEFAULT_SCOPES))
+            headers["X-OAuth-Scopes"] = ",".join(sorted(granted))
+            self._check_scope(incoming.method, granted)
             if incoming.error is not None:
                 raise SlackError(incoming.error)
-            answer = handler(dict(incoming.body))
+            answer = handler(dict(incoming.body), granted)
         except SlackError as exc:
-            answer = {"ok": False, "error": exc.code}
+            answer = {"ok": False, "error": exc.code, **exc.extra}
             if exc.messages:
                 answer["response_metadata"] = {"messages": exc.messages}
-        return web.json_response(answer)
+        return web.json_response(answer, headers=headers)
 
-    def _check_auth(self, header: str | None) -> None:
+    def _check_auth(self, header: str | None) -> str:
+        """The bearer token, when it is a known one."""
         if not header:
             raise SlackError("not_authed")
         scheme, _, token = header.partition(" ")
         if scheme != "Bearer" or token.strip() not in self.tokens:
             raise SlackError("invalid_auth")
+        return token.strip()
+
+    @staticmethod
+    def _check_scope(method: str, granted: set[str]) -> None:
+        needed = _NEEDED.get(method)
+        if needed is not None and needed not in granted:
+            raise SlackError("missing_scope", needed=needed, provided=",".join(sorted(granted)))
 
     def _fault_response(self, fault: Fault, incoming: Incoming) -> web.Response:
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
@@ -247,7 +285,7 @@ class FakeSlack(FakeServer):
             {"ok": False, "error": error}, status=fault.status, headers=headers
         )
 
-    def _auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _auth_test(self, body: dict[str, Any], _: set[str]) -> dict[str, Any]:
         return {
             "ok": True,
             "url": f"{self.url}/",
@@ -259,11 +297,65 @@ class FakeSlack(FakeServer):
             "is_enterprise_install": False,
         }
 
-    def _post_message(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _conversation(self, cid: str) -> dict[str, Any]:
+        """A public channel as ``conversations.info`` / ``conversations.list`` show it."""
+        name = self._names[cid]
+        return {
+            "id": cid,
+            "name": name,
+            "name_normalized": name,
+            "is_channel": True,
+            "is_group": False,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": False,
+            "is_archived": cid in self.archived,
+            "is_general": False,
+            "is_shared": False,
+            "is_org_shared": False,
+            "is_member": cid not in self.not_member,
+            "created": CREATED,
+            "creator": "U0FAKEADMIN",
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+        }
+
+    def _conversations_info(self, body: dict[str, Any], _: set[str]) -> dict[str, Any]:
+        """Takes a channel ID only: a ``#name`` is ``channel_not_found``, as on Slack."""
+        cid = str(body.get("channel") or "")
+        if cid not in self._ids:
+            raise SlackError("channel_not_found")
+        return {"ok": True, "channel": self._conversation(cid)}
+
+    def _conversations_list(self, body: dict[str, Any], _: set[str]) -> dict[str, Any]:
+        """Public channels, by ID order, paged with an opaque ``cursor`` (``limit`` up to 1000)."""
+        types = str(body.get("types") or "public_channel").split(",")
+        if not set(types) <= {"public_channel", "private_channel", "mpim", "im"}:
+            raise SlackError("invalid_types")
+        try:
+            limit = min(int(body.get("limit") or 100), 1000)
+            start = _offset(str(body.get("cursor") or ""))
+        except ValueError:
+            raise SlackError("invalid_cursor") from None
+        ids = sorted(self._ids) if "public_channel" in types else []
+        if _truthy(body.get("exclude_archived")):
+            ids = [cid for cid in ids if cid not in self.archived]
+        page = ids[start : start + limit]
+        more = start + limit < len(ids)
+        next_cursor = _cursor(start + limit) if more else ""
+        return {
+            "ok": True,
+            "channels": [self._conversation(cid) for cid in page],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _post_message(self, body: dict[str, Any], scopes: set[str]) -> dict[str, Any]:
         cid = self._resolve(str(body.get("channel") or ""))
         if cid is None:
             raise SlackError("channel_not_found")
-        if cid in self.not_member:
+        if cid in self.archived:
+            raise SlackError("is_archived")
+        if cid in self.not_member and "chat:write.public" not in scopes:
             raise SlackError("not_in_channel")
         text, blocks, attachments = _content(body)
         if not text and not blocks and not attachments:
@@ -287,7 +379,7 @@ class FakeSlack(FakeServer):
         self._messages[cid].append(message)
         return {"ok": True, "channel": cid, "ts": message.ts, "message": message.as_api()}
 
-    def _update(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _update(self, body: dict[str, Any], _: set[str]) -> dict[str, Any]:
         cid = str(body.get("channel") or "")
         if cid not in self._ids:
             raise SlackError("channel_not_found")
@@ -449,6 +541,20 @@ def _text_problems(obj: Any, limit: int, where: str, kinds: tuple[str, ...]) -> 
     if length > limit:
         return [f"[ERROR] must be less than {limit + 1} characters [json-pointer:{where}/text]"]
     return []
+
+
+def _cursor(offset: int) -> str:
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _offset(cursor: str) -> int:
+    """The offset an opaque cursor stands for (0 for none); ValueError when it is not ours."""
+    if not cursor:
+        return 0
+    kind, _, value = base64.b64decode(cursor, validate=True).decode().partition(":")
+    if kind != "offset" or not value.isdigit():
+        raise ValueError(cursor)
+    return int(value)
 
 
 def _truthy(value: Any) -> bool:

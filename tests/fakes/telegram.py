@@ -1,5 +1,6 @@
-"""A strict local fake of the Telegram Bot API (getMe, sendMessage, sendPhoto, editMessageText,
-editMessageCaption), shaped after what python-telegram-bot's ``Bot(token, base_url=...)`` sends.
+"""A strict local fake of the Telegram Bot API (getMe, getChat, sendMessage, sendPhoto,
+editMessageText, editMessageCaption), shaped after what python-telegram-bot's
+``Bot(token, base_url=...)`` sends.
 
 Bodies may be form-urlencoded (nested objects as JSON strings), multipart or JSON. HTML
 ``parse_mode`` is checked like Telegram does, and stricter on one point: a bare ``&`` that starts
@@ -188,6 +189,7 @@ class FakeTelegram(FakeServer):
         self._file_seq = itertools.count(1)
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
+            "getChat": self._get_chat,
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
             "editMessageText": self._edit_text,
@@ -258,6 +260,20 @@ class FakeTelegram(FakeServer):
 
     def _get_me(self, body: dict[str, Any]) -> dict[str, Any]:
         return {**BOT_USER, "can_join_groups": True, "can_read_all_group_messages": False}
+
+    def _get_chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A ``ChatFullInfo``: the chat plus the fields Telegram always sends."""
+        chat = self._chat(body)
+        out = chat.as_api()
+        if chat.topics is not None:
+            out["is_forum"] = True
+        gifts = ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription")
+        return {
+            **out,
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {**dict.fromkeys(gifts, False), "gifts_from_channels": False},
+        }
 
     def _chat(self, body: dict[str, Any]) -> TelegramChat:
         ref = str(body.get("chat_id") or "")

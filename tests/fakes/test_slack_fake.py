@@ -80,6 +80,86 @@ async def test_auth_test(client: AsyncWebClient) -> None:
     assert answer["user_id"] == "U0FAKEBOT"
 
 
+async def test_scopes_are_announced_and_enforced(session: aiohttp.ClientSession) -> None:
+    reader = "xoxb-reader"
+    async with FakeSlack(tokens=[TOKEN, reader], scopes={reader: {"channels:read"}}) as slack:
+        client = AsyncWebClient(TOKEN, base_url=slack.api_url, session=session, retry_handlers=[])
+        answer = await client.auth_test()
+        assert answer.headers["X-OAuth-Scopes"] == "channels:read,chat:write,groups:read"
+        only_reads = AsyncWebClient(
+            reader, base_url=slack.api_url, session=session, retry_handlers=[]
+        )
+        refused = await slack_error(only_reads.chat_postMessage(channel=CHANNEL, text="x"))
+        assert refused.response.data == {
+            "ok": False,
+            "error": "missing_scope",
+            "needed": "chat:write",
+            "provided": "channels:read",
+        }
+        assert refused.response.headers["X-OAuth-Scopes"] == "channels:read"
+        assert slack.messages(CHANNEL) == []
+
+
+async def test_conversations_info_takes_an_id(client: AsyncWebClient) -> None:
+    answer = await client.conversations_info(channel="C0VIDEO")
+    channel = answer["channel"]
+    assert (channel["id"], channel["name"], channel["is_member"]) == (
+        "C0VIDEO",
+        "video-alerts",
+        True,
+    )
+    assert (channel["is_private"], channel["is_archived"]) == (False, False)
+    by_name = await slack_error(client.conversations_info(channel=CHANNEL))
+    assert by_name.response["error"] == "channel_not_found"
+
+
+async def test_conversations_list_pages_and_filters(session: aiohttp.ClientSession) -> None:
+    channels = {"#a": "C0AAAAAA", "#b": "C0BBBBBB", "#c": "C0CCCCCC"}
+    async with FakeSlack(channels=channels, not_member=["#b"], archived=["#c"]) as slack:
+        client = AsyncWebClient(TOKEN, base_url=slack.api_url, session=session, retry_handlers=[])
+        first = await client.conversations_list(limit=2)
+        assert [(c["name"], c["is_member"]) for c in first["channels"]] == [
+            ("a", True),
+            ("b", False),
+        ]
+        cursor = first["response_metadata"]["next_cursor"]
+        rest = await client.conversations_list(limit=2, cursor=cursor)
+        assert [(c["name"], c["is_archived"]) for c in rest["channels"]] == [("c", True)]
+        assert rest["response_metadata"]["next_cursor"] == ""
+        live = await client.conversations_list(exclude_archived=True)
+        assert [c["name"] for c in live["channels"]] == ["a", "b"]
+        assert (await client.conversations_list(types="im"))["channels"] == []
+        bad = await slack_error(client.conversations_list(cursor="bm90IG91cnM="))
+        assert bad.response["error"] == "invalid_cursor"
+        [call] = [c for c in slack.calls if c.body.get("types") == "im"]
+        assert call.method == "conversations.list" and call.path == "/api/conversations.list"
+
+
+async def test_posting_outside_the_channel_needs_chat_write_public(
+    session: aiohttp.ClientSession,
+) -> None:
+    public = "xoxb-public"
+    scopes = {public: {"chat:write", "chat:write.public"}}
+    channels = {"#video-alerts": "C0VIDEO", "#old": "C0ARCHIVED"}
+    async with FakeSlack(
+        tokens=[TOKEN, public],
+        channels=channels,
+        not_member=[CHANNEL],
+        archived=["#old"],
+        scopes=scopes,
+    ) as slack:
+        member = AsyncWebClient(TOKEN, base_url=slack.api_url, session=session, retry_handlers=[])
+        outsider = AsyncWebClient(
+            public, base_url=slack.api_url, session=session, retry_handlers=[]
+        )
+        refused = await slack_error(member.chat_postMessage(channel=CHANNEL, text="x"))
+        assert refused.response["error"] == "not_in_channel"
+        assert (await outsider.chat_postMessage(channel=CHANNEL, text="x"))["ok"] is True
+        archived = await slack_error(outsider.chat_postMessage(channel="#old", text="x"))
+        assert archived.response["error"] == "is_archived"
+        assert [m.text for m in slack.messages(CHANNEL)] == ["x"]
+
+
 async def test_form_body_with_json_string_blocks(
     fake_slack: FakeSlack, client: AsyncWebClient
 ) -> None:

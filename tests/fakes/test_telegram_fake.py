@@ -293,6 +293,26 @@ async def test_chat_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         assert fake.messages(-42) == []
 
 
+async def test_get_chat(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_proxy_env(monkeypatch)
+    chats = [TelegramChat(CHAT, topics=frozenset({5})), TelegramChat(-42, "group", "Ops")]
+    async with (
+        FakeTelegram(chats=chats, kicked=[-42]) as fake,
+        Bot(TOKEN, base_url=fake.base_url) as bot,
+    ):
+        chat = await bot.get_chat(CHAT)
+        assert (chat.id, chat.type, chat.title, chat.is_forum) == (
+            CHAT,
+            "supergroup",
+            "Video alerts",
+            True,
+        )
+        assert await bad_request(bot.get_chat(-1009)) == "Chat not found"
+        with pytest.raises(Forbidden, match="bot was kicked from the group chat"):
+            await bot.get_chat(-42)
+        assert [call.method for call in fake.calls] == ["getMe", *["getChat"] * 3]
+
+
 async def test_unknown_token_and_method(
     fake_telegram: FakeTelegram, session: aiohttp.ClientSession
 ) -> None:
