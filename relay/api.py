@@ -38,7 +38,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _authed(handler: Handler) -> Handler:
     async def checked(request: web.Request) -> web.StreamResponse:
         state = request.app[UI]
-        await api_session(request, state.relay.runtime, state.sessions)
+        relay = state.relay
+        await api_session(request, relay.runtime, state.sessions, relay.auth_failures)
         response = await handler(request)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from relay.admin import require_admin
+from relay.admin import FailedAuthLimiter, require_admin
 from relay.bodies import BODY_READS, BodyReads
 from relay.config import LoadedConfig
 from relay.dispatch import Dispatcher
@@ -50,6 +50,8 @@ class Relay:
     started_at: float = field(default_factory=time.time)
     last_reload: dict[str, Any] = field(default_factory=dict)
     maintenance: asyncio.Task[None] | None = None
+    auth_failures: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
+    """Wrong admin tokens per client, shared by every admin door."""
 
     def current(self) -> Runtime:
         return self.runtime
@@ -85,7 +87,7 @@ async def json_errors(
         if exc.status < 400:
             raise
         response = error(exc.status, exc.reason or "error")
-        for header in ("Allow", "WWW-Authenticate"):
+        for header in ("Allow", "WWW-Authenticate", "Retry-After"):
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
         return response
@@ -214,7 +216,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 async def reload_endpoint(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
-    require_admin(request, relay.runtime)
+    require_admin(request, relay.runtime, relay.auth_failures)
     if request.method != "POST":
         raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     assert relay.reloader is not None

@@ -8,6 +8,7 @@ load, not at 3 a.m.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import (
     BeforeValidator,
     Field,
+    IPvAnyNetwork,
     PositiveInt,
     SecretStr,
     ValidationError,
@@ -81,12 +83,25 @@ class ServerSettings(StrictModel):
     read_timeout: Duration = Field(10.0, gt=0)
     """Slow-client limit: the headers (from connecting, or after the previous answer) and then
     the body must each arrive within it; an idle keep-alive connection is closed after it too."""
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    """Reverse proxies in front (addresses or CIDR blocks): from them, the right-most
+    ``X-Forwarded-For`` entry that is not one of them names the client (for the limit on wrong
+    admin tokens). Empty: a client is its peer address, and ``X-Forwarded-For`` is ignored."""
 
     @field_validator("path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        """ipaddress says what is wrong (``10.0.0.1/8 has host bits set``); pydantic would not."""
+        for item in value if isinstance(value, list) else ():
+            if isinstance(item, str):
+                ipaddress.ip_network(item)
         return value
 
 

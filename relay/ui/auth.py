@@ -14,18 +14,24 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from relay.admin import admin_token, bearer_ok
+from relay.admin import (
+    FailedAuthLimiter,
+    admin_token,
+    bearer_offered,
+    bearer_ok,
+    refusal,
+    wrong_token,
+)
 from relay.runtime import Runtime
 
 __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
     "SESSION_COOKIE",
-    "LoginThrottle",
     "Session",
     "Sessions",
     "api_session",
@@ -108,34 +114,6 @@ class Sessions:
             del self._by_digest[key]
 
 
-@dataclass
-class LoginThrottle:
-    """At most ``failures`` wrong tokens per client address per ``window`` seconds."""
-
-    failures: int = 10
-    window: float = 60.0
-    clock: Callable[[], float] = time.time
-    _seen: dict[str, list[float]] = field(default_factory=dict)
-
-    def blocked(self, client: str) -> float:
-        """Seconds until ``client`` may try again (0 = now)."""
-        recent = self._recent(client)
-        if len(recent) < self.failures:
-            return 0.0
-        return max(0.0, recent[0] + self.window - self.clock())
-
-    def failed(self, client: str) -> None:
-        if len(self._seen) > 10_000:
-            self._seen.clear()
-        self._recent(client).append(self.clock())
-
-    def _recent(self, client: str) -> list[float]:
-        since = self.clock() - self.window
-        recent = [t for t in self._seen.get(client, []) if t > since]
-        self._seen[client] = recent
-        return recent
-
-
 def current_token(runtime: Runtime) -> bytes:
     """The admin token; 404 when none (or an empty one) is configured: no UI, no API."""
     token = admin_token(runtime)
@@ -155,17 +133,17 @@ def csrf_ok(given: str | None, session: Session) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), session.csrf.encode())
 
 
-async def api_session(request: web.Request, runtime: Runtime, sessions: Sessions) -> Session | None:
+async def api_session(
+    request: web.Request, runtime: Runtime, sessions: Sessions, limiter: FailedAuthLimiter
+) -> Session | None:
     """Authenticate an API call: None for a valid bearer token, the session for a valid cookie
-    (its CSRF token checked on POST); else 404 (admin off), 401 or 403."""
+    (its CSRF token checked on POST); else 404 (admin off), 401, 403, or 429 for a client that
+    sent too many wrong bearer tokens."""
     token = current_token(runtime)
-    scheme = request.headers.get("Authorization", "").partition(" ")[0]
-    if scheme.lower() == "bearer":  # other schemes may belong to a proxy in front: ignored
+    if bearer_offered(request):  # other schemes may belong to a proxy in front: ignored
         if bearer_ok(request, token):
             return None
-        raise web.HTTPUnauthorized(
-            reason="admin token required", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise refusal(wrong_token(request, runtime, limiter, "API"), "admin token required")
     session = sessions.get(request.cookies.get(SESSION_COOKIE), token)
     if session is None:
         raise web.HTTPUnauthorized(

@@ -7,7 +7,7 @@ page's script, with the session's CSRF token.
 from __future__ import annotations
 
 import json
-import logging
+import math
 import time
 from datetime import UTC, datetime
 from importlib import resources
@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
+from relay.admin import wrong_token
 from relay.api import event_filter, inspector, int_param
 from relay.dryrun import sample_names
 from relay.render.environment import duration
@@ -39,8 +40,6 @@ from relay.ui.present import (
 from relay.ui.state import UI
 
 __all__ = ["PAGE_SIZE", "STATIC_FILES", "add_page_routes"]
-
-log = logging.getLogger("relay.ui")
 
 PAGE_SIZE = 50
 FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "TEST")
@@ -165,14 +164,14 @@ async def login(request: web.Request) -> web.Response:
     token = current_token(state.relay.runtime)
     form = await request.post()
     target = _safe_next(str(form.get("next", "")))
-    client = request.remote or "?"
-    wait = state.throttle.blocked(client)
-    if wait > 0:
-        return _login_page(target, f"Too many wrong tokens; try again in {wait:.0f}s.", 429)
     given = form.get("token")
     if not isinstance(given, str) or not token_matches(given, token):
-        state.throttle.failed(client)
-        log.warning("UI login refused: wrong admin token (from %s)", client)
+        relay = state.relay
+        wait = math.ceil(wrong_token(request, relay.runtime, relay.auth_failures, "UI login"))
+        if wait:
+            page = _login_page(target, f"Too many wrong tokens; try again in {wait}s.", 429)
+            page.headers["Retry-After"] = str(wait)
+            return page
         return _login_page(target, "Wrong admin token.", 401)
     session_id, session = state.sessions.open(token)
     response = _redirect(target)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from relay.ui.auth import LoginThrottle, Sessions
+from relay.ui.auth import Sessions
 
 if TYPE_CHECKING:
     from relay.app import Relay
@@ -19,7 +19,6 @@ __all__ = ["UI", "UiState"]
 class UiState:
     relay: Relay
     sessions: Sessions = field(default_factory=Sessions)
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     refresh_seconds: float = 4.0
     """How often open pages refresh their counts and lists."""
 
