@@ -19,7 +19,7 @@ from relay.dispatch import Dispatcher
 from relay.httplog import HTTP_LOG, ParserErrorLog
 from relay.metrics import CONTENT_TYPE, Metrics
 from relay.receiver import Receiver, error
-from relay.reload import Reloader
+from relay.reload import Reloader, public_view
 from relay.runtime import Runtime
 from relay.store import Store, open_store
 from relay.ui.routes import setup_ui
@@ -235,7 +235,7 @@ async def readyz(request: web.Request) -> web.Response:
     loaded = relay.runtime.loaded
     body: dict[str, Any] = {
         "config": {"path": loaded.source, "sha256": loaded.sha256},
-        "last_reload": relay.last_reload,
+        "last_reload": public_view(relay.last_reload),
     }
     reasons = []
     if relay.receiver.draining:

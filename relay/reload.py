@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relay.config import ConfigError, LoadedConfig, load_config
+from relay.config import ConfigError, ConfigIssue, LoadedConfig, RelayConfig, load_config
 from relay.runtime import Runtime
 
 if TYPE_CHECKING:
     from relay.app import Relay
 
-__all__ = ["Reloader", "restart_only_changes"]
+__all__ = ["Reloader", "public_place", "public_view", "restart_only_changes"]
 
 log = logging.getLogger("relay.reload")
 
@@ -43,6 +45,48 @@ def restart_only_changes(old: LoadedConfig, new: LoadedConfig) -> list[str]:
     ):
         notes.append("store")
     return notes
+
+
+def public_view(last_reload: dict[str, Any]) -> dict[str, Any]:
+    """``last_reload`` for unauthenticated eyes (``/readyz``): each error as its place only.
+    An error's message may quote what the file says (a value in the wrong field, a header
+    name, template text); the log, ``POST /-/reload`` and ``relay check`` show it whole."""
+    view = {key: value for key, value in last_reload.items() if key != "error_places"}
+    if "errors" in view:
+        view["errors"] = last_reload.get("error_places", [])
+    return view
+
+
+def public_place(issue: ConfigIssue, source: str) -> str:
+    """``relay.yaml:14: channels.*.headers``: file, line and key path, where a name the file
+    chose (a channel, template or header name, an unknown key) shows as ``*``."""
+    place = f"{source}:{issue.line}" if issue.line else source
+    path = ""
+    for part in re.findall(r"\[\d+\]|[^.\[\]]+", issue.where):
+        if part.startswith("["):
+            path += part
+        else:
+            path += ("." if path else "") + (part if part in _schema_keys() else "*")
+    return f"{place}: {path}" if path else place
+
+
+@functools.cache
+def _schema_keys() -> frozenset[str]:
+    """Every key the config's schema declares (at any depth)."""
+    keys: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict):
+                keys.update(node["properties"])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(RelayConfig.model_json_schema(by_alias=True))
+    return frozenset(keys)
 
 
 class Reloader:
@@ -69,7 +113,11 @@ class Reloader:
                 check_startable(loaded)
                 runtime = Runtime.build(loaded)
             except ConfigError as exc:
-                return self._failed(trigger, [issue.format(exc.source) for issue in exc.issues])
+                return self._failed(
+                    trigger,
+                    [issue.format(exc.source) for issue in exc.issues],
+                    [public_place(issue, exc.source) for issue in exc.issues],
+                )
             except StartupError as exc:
                 return self._failed(trigger, [str(exc)])
             except Exception as exc:
@@ -117,8 +165,12 @@ class Reloader:
             }
             return relay.last_reload
 
-    def _failed(self, trigger: str, errors: list[str]) -> dict[str, Any]:
-        """Keep the running config; report why in the log, ``last_reload`` and metrics."""
+    def _failed(
+        self, trigger: str, errors: list[str], places: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Keep the running config; report why in the log, ``last_reload`` and metrics.
+        ``places`` says where each error is without quoting the file (see ``public_view``);
+        default: the errors themselves, when they quote nothing of it."""
         relay = self._relay
         for line in errors:
             log.error("config reload (%s) failed, keeping the running config: %s", trigger, line)
@@ -127,6 +179,7 @@ class Reloader:
             "at": time.time(),
             "trigger": trigger,
             "errors": errors,
+            "error_places": errors if places is None else places,
             "sha256": relay.runtime.loaded.sha256,
         }
         relay.metrics.reloads.labels("failure").inc()

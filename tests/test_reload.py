@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,8 +25,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from relay.app import RELAY, Relay, build_app
-from relay.config import load_config
+from relay.config import ConfigIssue, load_config
 from relay.receiver import SIGNATURE_HEADER
+from relay.reload import public_place
 from tests.conftest import SECRET, read_jsonl, sample, wait_until
 
 Client = TestClient[Any, web.Application]
@@ -288,6 +290,47 @@ async def test_reload_endpoint_is_absent_without_an_admin_token(
     client = await app_client(path, aiohttp_client, watch=False)
     answer = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
     assert answer.status == 404
+
+
+LEAKS = {
+    "header-name": ("new: {type: file, path: new.jsonl}",
+                    'new: {type: webhook, url: "http://127.0.0.1:9/", headers: {"Auth: LEAKME": x}}'),
+    "value-in-wrong-field": ("lease: 5s", "lease: LEAKME"),
+    "template-text": ("routes:", 'templates: {t: {text: "{{ x | LEAKME }}"}}\nroutes:'),
+    "value-as-key": ("new: {type: file, path: new.jsonl}", "new: {type: file, LEAKME: 1}"),
+    "unknown-channel": ("to: [old]", "to: [LEAKME]"),
+    "duplicate-key": ("routes:", "LEAKME: 1\nLEAKME: 2\nroutes:"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("leak", LEAKS.values(), ids=LEAKS.keys())
+async def test_readyz_says_where_a_reload_failed_but_never_quotes_the_file(
+    write_config: Callable[[str], Path], aiohttp_client: MakeClient, leak: tuple[str, str]
+) -> None:
+    path = write_config(relay_yaml("old"))
+    client = await app_client(path, aiohttp_client, watch=False)
+    good, bad = leak
+    broken = relay_yaml("old").replace(good, bad, 1)
+    path.write_text(broken)
+
+    admin = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert admin.status == 400
+    assert "LEAKME" in await admin.text()  # the operator sees the whole message
+
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and "LEAKME" not in await ready.text()
+    errors = (await ready.json())["last_reload"]["errors"]
+    assert errors and all(re.fullmatch(r"relay\.yaml:\d+(: [\w.*\[\]]+)?", e) for e in errors)
+    lines = [n for n, text in enumerate(broken.splitlines(), 1) if "LEAKME" in text]
+    assert any(e.split(":")[1] in map(str, lines) for e in errors), errors
+
+
+def test_a_public_place_masks_the_names_the_file_chose() -> None:
+    issue = ConfigIssue(7, "channels.team-slack.headers.X-Api-Key", "'X-Api-Key' is bad")
+    assert public_place(issue, "relay.yaml") == "relay.yaml:7: channels.*.headers.*"
+    issue = ConfigIssue(9, "routes[2].match.status", "unknown status 'x'")
+    assert public_place(issue, "relay.yaml") == "relay.yaml:9: routes[2].match.status"
+    assert public_place(ConfigIssue(None, "", "cannot read"), "relay.yaml") == "relay.yaml"
 
 
 async def test_reload_endpoint_swaps_or_refuses(
