@@ -1,5 +1,5 @@
-"""``relay`` command line: serve | check | route-test | send | send-sample | init | dlq | status |
-schema."""
+"""``relay`` command line: serve | check | test | route-test | send | send-sample | init | dlq |
+status | schema."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from relay.render.environment import duration
 from relay.runtime import Runtime
 from relay.starter import starter_config
 from relay.store import StoreError, display_url, open_store
+from relay.verify import check_online, report, send_test
 
 __all__ = ["main"]
 
@@ -156,6 +157,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(warning.format(loaded.source), file=sys.stderr)
     if loaded.warnings:
         print(f"relay: {loaded.source}: {len(loaded.warnings)} warning(s)", file=sys.stderr)
+    if args.online:
+        results = asyncio.run(check_online(loaded))
+        print(report(results))
+        return 0 if all(result.ok for result in results) else 1
     return 0
 
 
@@ -221,6 +226,27 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         for line in delivery["text"].splitlines():
             print(f"   {line}")
     return 0
+
+
+# --- test --------------------------------------------------------------------------------------
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """One marked test message through a real channel; the store is not touched."""
+    loaded = load(args.config)
+    if args.channel not in loaded.config.channels:
+        known = ", ".join(loaded.config.channels) or "none"
+        raise CliError(f"no channel named '{args.channel}' (configured: {known})")
+    try:
+        raw = sample_bytes("test") if args.event is None else Path(args.event).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.event}: {exc.strerror}") from None
+    try:
+        outcome = asyncio.run(send_test(loaded, args.channel, raw))
+    except DryRunError as exc:
+        raise CliError(str(exc)) from None
+    print(outcome.line())
+    return 0 if outcome.ok else 1
 
 
 # --- send-sample and send ----------------------------------------------------------------------
@@ -426,7 +452,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    command("check", "validate the config").set_defaults(func=cmd_check)
+    check = command("check", "validate the config")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also verify each channel's credentials and destination (sends no message)",
+    )
+    check.set_defaults(func=cmd_check)
+
+    test = command("test", "send one marked test message through a channel (no store)")
+    test.add_argument("channel", help="a channel name from the config")
+    test.add_argument("event", nargs="?", help="an event JSON file (default: the TEST sample)")
+    test.set_defaults(func=cmd_test)
 
     route = command("route-test", "dry run: routes, channels and rendered messages for an event")
     route.add_argument("event", help="an event JSON file")

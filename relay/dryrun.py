@@ -14,24 +14,28 @@ from relay.receiver import BadPayload, parse_json
 from relay.render import RenderError
 from relay.runtime import Runtime
 
-__all__ = ["DryRunError", "route_test", "sample_bytes", "sample_names"]
+__all__ = ["DryRunError", "parse_event", "route_test", "sample_bytes", "sample_names"]
 
 
 class DryRunError(ValueError):
     """The input is not a Mosaic event; the text says why in one line."""
 
 
-def route_test(runtime: Runtime, raw: bytes) -> dict[str, Any]:
-    """Which routes and channels an event reaches, and each rendered message; sends nothing."""
+def parse_event(raw: bytes) -> Event:
+    """The Mosaic event in ``raw``; ``DryRunError`` says in one line why it is not one."""
     try:
-        payload = parse_json(raw)
-        event = Event.model_validate(payload)
+        return Event.model_validate(parse_json(raw))
     except BadPayload as exc:
         raise DryRunError(f"not valid JSON: {exc}") from None
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "event"
         raise DryRunError(f"not a Mosaic event: {where}: {first['msg']}") from None
+
+
+def route_test(runtime: Runtime, raw: bytes) -> dict[str, Any]:
+    """Which routes and channels an event reaches, and each rendered message; sends nothing."""
+    event = parse_event(raw)
     deliveries = []
     now = time.time()
     for delivery in runtime.router.match(event):

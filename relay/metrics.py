@@ -85,6 +85,12 @@ class Metrics:
             registry=r,
         )
         self.config_ok.set(1)
+        self.channel_check = Gauge(
+            "relay_channel_check_ok",
+            "1 if the channel's last credentials check (at start and reload) passed, 0 if not.",
+            ["channel"],
+            registry=r,
+        )
         for result in ("success", "failure"):
             self.reloads.labels(result)  # exported as 0 from the start: a first failure shows
 
@@ -92,6 +98,12 @@ class Metrics:
         self.config_info.clear()
         self.config_info.labels(sha256=sha256).set(1)
         self.config_loaded.set(time.time())
+
+    def channel_checks(self, outcomes: dict[str, bool]) -> None:
+        """The last check of each configured channel (channels no longer configured vanish)."""
+        self.channel_check.clear()
+        for channel, ok in outcomes.items():
+            self.channel_check.labels(channel=channel).set(1 if ok else 0)
 
     def update_queue(self, rows: list[ChannelStatus], now: float) -> None:
         self.queue.clear()

@@ -90,12 +90,22 @@ def _schema_keys() -> frozenset[str]:
 
 
 class Reloader:
-    def __init__(self, relay: Relay, path: Path, *, on_swap: Callable[[Runtime], None]) -> None:
+    def __init__(
+        self,
+        relay: Relay,
+        path: Path,
+        *,
+        on_swap: Callable[[Runtime], None],
+        on_reload: Callable[[Runtime], None] | None = None,
+    ) -> None:
+        """``on_swap`` runs when a new config replaced the old; ``on_reload`` after every
+        successful reload, the file changed or not, with the runtime now serving."""
         self._relay = relay
         self._path = path
         # What the process bound and opened at start: restart-only changes are relative to it.
         self._serving = relay.runtime.loaded
         self._on_swap = on_swap
+        self._on_reload = on_reload
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
@@ -163,6 +173,8 @@ class Reloader:
                     route.name or f"routes[{i}]" for i, route in enumerate(loaded.config.routes)
                 ],
             }
+            if self._on_reload is not None:
+                self._on_reload(relay.runtime)
             return relay.last_reload
 
     def _failed(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from relay.channels import Channel, Message, build_channel
+from relay.channels import Channel, Limits, Message, build_channel
 from relay.config import LoadedConfig
 from relay.confmodel import RateLimit
 from relay.events import Event
@@ -63,8 +63,10 @@ class Runtime:
         route: str,
         run_started_at: float | None,
         now: float,
+        limits: Limits | None = None,
     ) -> Message:
-        """The message for ``channel`` (its kind, limits and own body/subject templates)."""
+        """The message for ``channel`` (its kind, limits and own body/subject templates);
+        ``limits`` replaces the channel's (tighter, to leave room for a marker)."""
         target = self.channels[channel]
         settings = getattr(target, "settings", None)
         return self.renderer.render(
@@ -74,7 +76,7 @@ class Runtime:
             event_id=event_id,
             route=route,
             channel=channel,
-            limits=target.limits,
+            limits=limits or target.limits,
             run_started_at=run_started_at,
             now=now,
             body_template=getattr(settings, "body", None),
