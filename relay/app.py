@@ -23,7 +23,6 @@ from relay.reload import Reloader, public_view
 from relay.runtime import Runtime
 from relay.store import Store, open_store
 from relay.ui.routes import setup_ui
-from relay.verify import ChannelChecks
 
 __all__ = ["RELAY", "Relay", "StartupError", "build_app"]
 
@@ -51,8 +50,6 @@ class Relay:
     started_at: float = field(default_factory=time.time)
     last_reload: dict[str, Any] = field(default_factory=dict)
     maintenance: asyncio.Task[None] | None = None
-    checks: ChannelChecks | None = None
-    """Background checks of the channels' credentials (None: switched off)."""
     auth_failures: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     """Wrong admin tokens per client, shared by every admin door."""
 
@@ -64,6 +61,8 @@ RELAY = web.AppKey("relay", Relay)
 
 
 def check_startable(loaded: LoadedConfig) -> None:
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning.format(loaded.source))
     auth = loaded.config.auth
     if not auth.secrets and not auth.allow_unsigned:
         raise StartupError(
@@ -100,15 +99,9 @@ async def json_errors(
 
 
 def build_app(
-    loaded: LoadedConfig,
-    *,
-    store: Store | None = None,
-    watch: bool = False,
-    check_channels: bool = True,
+    loaded: LoadedConfig, *, store: Store | None = None, watch: bool = False
 ) -> web.Application:
-    """The relay as an aiohttp app; ``watch`` reloads the config when its file changes;
-    ``check_channels`` verifies the channels' credentials in the background at start and
-    after each reload."""
+    """The relay as an aiohttp app; ``watch`` reloads the config when its file changes."""
     check_startable(loaded)
     config = loaded.config
     runtime = Runtime.build(loaded)
@@ -131,13 +124,7 @@ def build_app(
         metrics=metrics,
         watch=watch,
     )
-    relay.checks = ChannelChecks(metrics) if check_channels else None
-    relay.reloader = Reloader(
-        relay,
-        loaded.path,
-        on_swap=lambda _: dispatcher.notify(),
-        on_reload=relay.checks.start if relay.checks is not None else None,
-    )
+    relay.reloader = Reloader(relay, loaded.path, on_swap=lambda _: dispatcher.notify())
     holder.append(relay)
 
     http_log = ParserErrorLog()
@@ -183,8 +170,6 @@ async def _on_startup(app: web.Application) -> None:
     await relay.runtime.start(relay.session)
     await relay.dispatcher.start()
     relay.maintenance = asyncio.create_task(_prune_forever(relay), name="relay-prune")
-    if relay.checks is not None:
-        relay.checks.start(relay.runtime)
     relay.last_reload = {"ok": True, "at": time.time(), "sha256": relay.runtime.loaded.sha256}
     relay.metrics.config_loaded_now(relay.runtime.loaded.sha256)
     if relay.watch and relay.reloader is not None:
@@ -198,8 +183,6 @@ async def _on_shutdown(app: web.Application) -> None:
         await relay.reloader.stop()
     if relay.maintenance is not None:
         relay.maintenance.cancel()
-    if relay.checks is not None:
-        await relay.checks.stop()
     await relay.dispatcher.stop(relay.runtime.loaded.config.delivery.shutdown_grace)
 
 

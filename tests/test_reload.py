@@ -360,6 +360,34 @@ async def test_reload_endpoint_swaps_or_refuses(
     assert not (tmp_path / "old.jsonl").exists()
 
 
+async def test_config_warnings_are_logged_at_start_and_on_reload(
+    write_config: Callable[[str], Path],
+    aiohttp_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="relay.app")
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    text = relay_yaml("old")
+    path = write_config(text)
+    client = await app_client(path, aiohttp_client, watch=False)
+    assert warned() == [
+        f"config: relay.yaml:{line_of(text, '  new:')}: warning: channels.new: "
+        "channel 'new' is not used by any route"
+    ]
+    caplog.clear()
+    text = relay_yaml("new")
+    path.write_text(text)
+    answer = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert answer.status == 200
+    assert warned() == [
+        f"config: relay.yaml:{line_of(text, '  old:')}: warning: channels.old: "
+        "channel 'old' is not used by any route"
+    ]
+
+
 async def test_restart_only_changes_are_reported_until_a_restart(
     write_config: Callable[[str], Path], aiohttp_client: MakeClient
 ) -> None:
