@@ -23,6 +23,7 @@ from relay.reload import Reloader, public_view
 from relay.runtime import Runtime
 from relay.store import Store, open_store
 from relay.ui.routes import setup_ui
+from relay.verify import ChannelChecks
 
 __all__ = ["RELAY", "Relay", "StartupError", "build_app"]
 
@@ -50,6 +51,8 @@ class Relay:
     started_at: float = field(default_factory=time.time)
     last_reload: dict[str, Any] = field(default_factory=dict)
     maintenance: asyncio.Task[None] | None = None
+    checks: ChannelChecks | None = None
+    """Background checks of the channels' credentials (None: switched off)."""
     auth_failures: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     """Wrong admin tokens per client, shared by every admin door."""
 
@@ -99,9 +102,15 @@ async def json_errors(
 
 
 def build_app(
-    loaded: LoadedConfig, *, store: Store | None = None, watch: bool = False
+    loaded: LoadedConfig,
+    *,
+    store: Store | None = None,
+    watch: bool = False,
+    check_channels: bool = True,
 ) -> web.Application:
-    """The relay as an aiohttp app; ``watch`` reloads the config when its file changes."""
+    """The relay as an aiohttp app; ``watch`` reloads the config when its file changes;
+    ``check_channels`` verifies the channels' credentials in the background at start and
+    after each reload."""
     check_startable(loaded)
     config = loaded.config
     runtime = Runtime.build(loaded)
@@ -124,7 +133,13 @@ def build_app(
         metrics=metrics,
         watch=watch,
     )
-    relay.reloader = Reloader(relay, loaded.path, on_swap=lambda _: dispatcher.notify())
+    relay.checks = ChannelChecks(metrics) if check_channels else None
+    relay.reloader = Reloader(
+        relay,
+        loaded.path,
+        on_swap=lambda _: dispatcher.notify(),
+        on_reload=relay.checks.start if relay.checks is not None else None,
+    )
     holder.append(relay)
 
     http_log = ParserErrorLog()
@@ -170,6 +185,8 @@ async def _on_startup(app: web.Application) -> None:
     await relay.runtime.start(relay.session)
     await relay.dispatcher.start()
     relay.maintenance = asyncio.create_task(_prune_forever(relay), name="relay-prune")
+    if relay.checks is not None:
+        relay.checks.start(relay.runtime)
     relay.last_reload = {"ok": True, "at": time.time(), "sha256": relay.runtime.loaded.sha256}
     relay.metrics.config_loaded_now(relay.runtime.loaded.sha256)
     if relay.watch and relay.reloader is not None:
@@ -183,6 +200,8 @@ async def _on_shutdown(app: web.Application) -> None:
         await relay.reloader.stop()
     if relay.maintenance is not None:
         relay.maintenance.cancel()
+    if relay.checks is not None:
+        await relay.checks.stop()
     await relay.dispatcher.stop(relay.runtime.loaded.config.delivery.shutdown_grace)
 
 
