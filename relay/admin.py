@@ -5,6 +5,8 @@ Without ``server.admin_token`` the admin surface does not exist (404), rather th
 A client that sent ``FAILURES`` wrong tokens within ``WINDOW`` seconds has its further wrong
 tokens answered 429 + Retry-After instead of 401. A correct token is always accepted: failing on
 purpose cannot lock the admins out, even when they share an address with the one failing.
+It follows that a client ignoring the 429s can go on guessing as fast as it is answered: the
+limit keeps scripts and their logs in check, the token's length is what defeats guessing.
 Clients are told apart by peer address, or, when the peer is one of ``server.trusted_proxies``,
 by the right-most ``X-Forwarded-For`` entry that is not a trusted proxy.
 """
