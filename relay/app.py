@@ -158,6 +158,9 @@ def build_app(
             # How long a body nobody read (an early answer) is drained before closing.
             "lingering_time": config.server.read_timeout,
             "logger": http_log,
+            # Bodies are decoded by the relay (relay/encoding.py), so that an encoding it does
+            # not decode gets a JSON 415 rather than the parser's plain-text 400.
+            "auto_decompress": False,
         },
     )
     app[RELAY] = relay
