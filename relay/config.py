@@ -230,7 +230,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(file.name, [ConfigIssue(None, "", "not UTF-8 text")]) from None
-    config, unset, warnings = _parse(text, file.name, env)
+    config, unset, warnings = _parse(text, file.name, env, file.absolute().parent)
     return LoadedConfig(
         config=config,
         path=file.absolute(),
@@ -250,13 +250,14 @@ def parse_config(
 
 
 def _parse(
-    text: str, source: str, env: Mapping[str, str] | None
+    text: str, source: str, env: Mapping[str, str] | None, base_dir: Path | None = None
 ) -> tuple[RelayConfig, tuple[str, ...], list[ConfigIssue]]:
     """Every check runs on every load, so one run reports every error (then the warnings)."""
     located = _read_yaml(text, source)
-    interpolate(located, env)
+    interpolate(located, env, base_dir)
     unset = tuple(sorted(set(located.unset_vars.values())))
     issues = [
+        *_file_issues(located),
         *_reference_issues(located),
         *_match_issues(located),
         *_secret_issues(located),
@@ -308,7 +309,8 @@ def _pydantic_issues(exc: ValidationError, located: Located) -> list[ConfigIssue
             loc = (*loc, "type")
         message = _plain_message(error) + _unset_hint(loc, located)
         key = (loc, message)
-        if key in seen:
+        unreadable_below = any(path[: len(loc)] == loc for path in located.file_errors)
+        if key in seen or unreadable_below:  # said once, as the secret file's error
             continue
         seen.add(key)
         issues.append(ConfigIssue(located.line_of(loc), dotted(loc), message))
@@ -363,13 +365,22 @@ def _unset_hint(loc: tuple[str | int, ...], located: Located) -> str:
     return f" (environment variables {', '.join(names)} are not set)"
 
 
+def _file_issues(located: Located) -> list[ConfigIssue]:
+    """``${file:...}`` references that could not be read (the value then counts as unset)."""
+    return [
+        ConfigIssue(located.line_of(path), dotted(path), f"secret file: {message}")
+        for path, message in located.file_errors.items()
+    ]
+
+
 def _secret_issues(located: Located) -> list[ConfigIssue]:
     """Checked on the ``auth`` section alone, so it shows even when other sections are wrong."""
     try:
         auth = AuthSettings.model_validate(located.data.get("auth", {}))
     except ValidationError:
         return []  # the full validation reports it
-    if auth.secrets or auth.allow_unsigned:
+    unreadable = any(path[:2] == ("auth", "secrets") for path in located.file_errors)
+    if auth.secrets or auth.allow_unsigned or unreadable:
         return []
     message = (
         "no webhook secret configured; set one, or set auth.allow_unsigned: true "

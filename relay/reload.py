@@ -27,6 +27,11 @@ __all__ = ["Reloader", "public_place", "public_view", "restart_only_changes"]
 
 log = logging.getLogger("relay.reload")
 
+ENVIRONMENT_IS_FIXED = (
+    "a reload sees the environment the relay started with: restart it to use a newly set "
+    "variable, or read the secret from a file with ${file:/path}, which every reload re-reads"
+)
+
 WATCH_DEBOUNCE_MS = 50
 K8S_DATA_LINK = "..data"
 """A Kubernetes ConfigMap volume updates by swapping this symlink, not the file's own entry."""
@@ -123,18 +128,20 @@ class Reloader:
                 check_startable(loaded)
                 runtime = Runtime.build(loaded)
             except ConfigError as exc:
-                return self._failed(
-                    trigger,
-                    [issue.format(exc.source) for issue in exc.issues],
-                    [public_place(issue, exc.source) for issue in exc.issues],
-                )
+                errors = [issue.format(exc.source) for issue in exc.issues]
+                places = [public_place(issue, exc.source) for issue in exc.issues]
+                if any("is not set" in issue.message for issue in exc.issues):
+                    errors.append(ENVIRONMENT_IS_FIXED)
+                    places.append(ENVIRONMENT_IS_FIXED)
+                return self._failed(trigger, errors, places)
             except StartupError as exc:
                 return self._failed(trigger, [str(exc)])
             except Exception as exc:
                 log.exception("config reload (%s): building the new config failed", trigger)
                 return self._failed(trigger, [f"cannot apply the new config: {type(exc).__name__}"])
             old = relay.runtime
-            unchanged = loaded.sha256 == old.loaded.sha256
+            # The same file can mean new values: a rotated ${file:...} secret.
+            unchanged = loaded.sha256 == old.loaded.sha256 and loaded.config == old.loaded.config
             if not unchanged:
                 assert relay.session is not None
                 try:

@@ -1,7 +1,10 @@
-"""YAML loading that remembers where every value stood, and ``${VAR}`` interpolation.
+"""YAML loading that remembers where every value stood, and ``${VAR}`` / ``${file:PATH}``
+interpolation.
 
 Interpolation happens in scalars after parsing, so line numbers stay right and an environment value
-can never inject YAML.
+can never inject YAML. ``${file:/run/secrets/x}`` is the file's text without its final line end
+(Docker and Kubernetes secrets), read at every load, so a reload picks up a rotated secret; a
+relative path is relative to the config file's folder.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,7 +21,10 @@ import yaml
 __all__ = ["Located", "YamlSourceError", "interpolate", "load_yaml"]
 
 Path_ = tuple[str | int, ...]
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_REFERENCE = re.compile(
+    r"\$\{(?:file:(?P<file>[^}]+)|(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*?))?)\}"
+)
+MAX_SECRET_FILE_BYTES = 65_536
 
 
 class YamlSourceError(Exception):
@@ -34,6 +41,8 @@ class Located:
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
     unset_vars: dict[Path_, str] = field(default_factory=dict)
+    file_errors: dict[Path_, str] = field(default_factory=dict)
+    """Paths whose ``${file:...}`` could not be read, with why."""
 
     def line_of(self, path: Path_) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one."""
@@ -84,30 +93,37 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, out: Located
     return loader.construct_object(node, deep=True)
 
 
-def interpolate(located: Located, env: Mapping[str, str] | None = None) -> None:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string scalar, in place.
+def interpolate(
+    located: Located, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> None:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` / ``${file:PATH}`` in every string scalar.
 
     A scalar that is exactly one unset ``${VAR}`` (no default) becomes None and is recorded in
-    ``unset_vars``; inside a longer string an unset variable becomes ''.
+    ``unset_vars``; inside a longer string an unset variable becomes ''. A file that cannot be
+    read makes its scalar None and is recorded in ``file_errors``.
     """
     environ = os.environ if env is None else env
-    located.data = _interpolate(located.data, (), environ, located)
+    located.data = _interpolate(located.data, (), environ, located, base_dir or Path.cwd())
 
 
-def _interpolate(value: Any, path: Path_, env: Mapping[str, str], out: Located) -> Any:
+def _interpolate(
+    value: Any, path: Path_, env: Mapping[str, str], out: Located, base_dir: Path
+) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), env, out) for k, v in value.items()}
+        return {k: _interpolate(v, (*path, k), env, out, base_dir) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), env, out) for i, v in enumerate(value)]
+        return [_interpolate(v, (*path, i), env, out, base_dir) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
-    whole = _VAR.fullmatch(value)
-    if whole and whole.group(2) is None and whole.group(1) not in env:
-        out.unset_vars[path] = whole.group(1)
+    whole = _REFERENCE.fullmatch(value)
+    if whole and whole["var"] and whole["default"] is None and whole["var"] not in env:
+        out.unset_vars[path] = whole["var"]
         return None
 
     def substitute(found: re.Match[str]) -> str:
-        name, default = found.group(1), found.group(2)
+        if found["file"]:
+            return _read_secret(base_dir / found["file"])
+        name, default = found["var"], found["default"]
         got = env.get(name)
         if got is None or (got == "" and default is not None):
             if default is None:
@@ -116,4 +132,27 @@ def _interpolate(value: Any, path: Path_, env: Mapping[str, str], out: Located) 
             return default
         return got
 
-    return _VAR.sub(substitute, value)
+    try:  # one pass: a value read from a file or the environment is never interpolated again
+        return _REFERENCE.sub(substitute, value)
+    except _SecretFileError as exc:
+        out.file_errors[path] = str(exc)
+        return None
+
+
+class _SecretFileError(Exception):
+    pass
+
+
+def _read_secret(file: Path) -> str:
+    """A secret file's text without its final line end (what ``echo`` and editors add)."""
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _SecretFileError(f"cannot read {file}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SECRET_FILE_BYTES:
+        raise _SecretFileError(f"{file} is larger than {MAX_SECRET_FILE_BYTES} bytes")
+    try:
+        return raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        raise _SecretFileError(f"{file} is not UTF-8 text") from None

@@ -589,3 +589,43 @@ async def test_sighup_reloads_a_running_relay(
     errors = [r for r in process.log_records() if r["level"] == "error"]
     assert any(expected in record["msg"] for record in errors), errors
     assert len(read_jsonl(tmp_path / "old.jsonl")) == 1
+
+
+# --- secrets from files and the environment ------------------------------------------------------
+
+
+async def test_a_reload_rereads_a_rotated_secret_file(
+    write_config: Callable[[str], Path], aiohttp_client: MakeClient, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_text("first-secret\n")
+    path = write_config(relay_yaml("old").replace(f'"{SECRET}"', '"${file:webhook-secret}"'))
+    client = await app_client(path, aiohttp_client, watch=False)
+    signed = {SIGNATURE_HEADER: "second-secret"}
+    assert (await client.post(PATH, json=sample("test"), headers=signed)).status == 401
+
+    secret_file.write_text("second-secret\n")  # the config file itself is unchanged
+    answer = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert answer.status == 200 and (await answer.json())["changed"] is True
+    assert (await client.post(PATH, json=sample("test"), headers=signed)).status == 200
+
+
+async def test_a_reload_missing_a_variable_says_the_environment_is_fixed_at_start(
+    write_config: Callable[[str], Path],
+    aiohttp_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = write_config(relay_yaml("old"))
+    client = await app_client(path, aiohttp_client, watch=False)
+    monkeypatch.delenv("NEW_TOKEN_NOBODY_SET", raising=False)
+    path.write_text(
+        relay_yaml("old").replace(
+            "  new: {type: file, path: new.jsonl}",
+            '  new: {type: telegram, token: "${NEW_TOKEN_NOBODY_SET}", chat_id: "1"}',
+        )
+    )
+    answer = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert answer.status == 400
+    errors = (await answer.json())["errors"]
+    assert any("NEW_TOKEN_NOBODY_SET is not set" in line for line in errors)
+    assert any("restart it" in line and "${file:" in line for line in errors)
