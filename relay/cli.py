@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config
+from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config, load_sections
 from relay.dryrun import DryRunError, route_test, sample_bytes, sample_names
 from relay.logs import setup_logging
 from relay.receiver import SIGNATURE_HEADER
@@ -45,14 +45,16 @@ def default_config_path() -> str:
     return os.environ.get("RELAY_CONFIG", "relay.yaml")
 
 
-def load(path: str) -> LoadedConfig:
+def load(path: str, sections: Collection[str] | None = None) -> LoadedConfig:
+    """The whole config, or only ``sections`` for a command that neither routes nor sends (so
+    that a channel's unset token does not stop it)."""
     if not Path(path).exists():
         raise CliError(
             f"no config file at {path}: pass -c FILE or set RELAY_CONFIG, or write a starter "
             "one with `relay init`"
         )
     try:
-        return load_config(path)
+        return load_config(path) if sections is None else load_sections(path, sections)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
@@ -275,7 +277,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 def _post(args: argparse.Namespace, events: list[tuple[str, bytes]]) -> int:
     url, secret = args.url, args.secret
     if url is None or secret is None:
-        loaded = load(args.config)
+        loaded = load(args.config, ("server", "auth"))
         server = loaded.config.server
         if url is None:
             host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
@@ -365,7 +367,7 @@ async def _with_store(loaded: LoadedConfig, action: Any) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    loaded = load(args.config)
+    loaded = load(args.config, ("store",))
     rows = asyncio.run(_with_store(loaded, lambda store: store.status()))
     if not rows:
         print("no delivery jobs")
@@ -379,7 +381,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
-    loaded = load(args.config)
+    loaded = load(args.config, ("store",))
     if args.dlq_command == "list":
         jobs = asyncio.run(_with_store(loaded, lambda store: store.dead_letters(limit=args.limit)))
         if not jobs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -46,6 +46,7 @@ __all__ = [
     "ServerSettings",
     "StoreSettings",
     "load_config",
+    "load_sections",
     "parse_config",
 ]
 
@@ -219,17 +220,7 @@ class LoadedConfig:
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
     """Read, interpolate, validate and cross-check a relay.yaml; raise ``ConfigError``."""
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            str(file), [ConfigIssue(None, "", f"cannot read: {exc.strerror or exc}")]
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(file.name, [ConfigIssue(None, "", "not UTF-8 text")]) from None
+    file, raw, text = _read_file(path)
     config, unset, warnings = _parse(text, file.name, env, file.absolute().parent)
     return LoadedConfig(
         config=config,
@@ -239,6 +230,49 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
         unset_vars=unset,
         warnings=tuple(warnings),
     )
+
+
+def load_sections(
+    path: str | Path, sections: Collection[str], env: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Only ``sections`` of a relay.yaml (the rest left at defaults), validated.
+
+    For commands that neither route nor send (``relay status``, ``dlq``, ``send-sample``): a
+    channel's unset token must not stop them.
+    """
+    file, raw, text = _read_file(path)
+    located = _read_yaml(text, file.name)
+    located.data = {key: value for key, value in located.data.items() if key in sections}
+    interpolate(located, env, file.absolute().parent)
+    issues = _file_issues(located)
+    config = None
+    try:
+        config = RelayConfig.model_validate(located.data)
+    except ValidationError as exc:
+        issues += _pydantic_issues(exc, located)
+    if issues or config is None:
+        raise ConfigError(file.name, _in_file_order(issues))
+    return LoadedConfig(
+        config=config,
+        path=file.absolute(),
+        base_dir=file.absolute().parent,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        unset_vars=tuple(sorted(set(located.unset_vars.values()))),
+    )
+
+
+def _read_file(path: str | Path) -> tuple[Path, bytes, str]:
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            str(file), [ConfigIssue(None, "", f"cannot read: {exc.strerror or exc}")]
+        ) from None
+    try:
+        return file, raw, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(file.name, [ConfigIssue(None, "", "not UTF-8 text")]) from None
 
 
 def parse_config(

@@ -76,3 +76,20 @@ async def test_fresh_keeps_one_run_one_run(
     assert not set(sent) & set(originals)
     # Samples of one run keep sharing one (new) run id.
     assert len(set(sent)) == len(set(originals))
+
+
+async def test_send_sample_needs_no_channel_credentials(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    write_config: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, got = await receiver(aiohttp_server)
+    monkeypatch.delenv("TOKEN_NOT_SET_HERE", raising=False)
+    config = BASE_CONFIG.replace(
+        "channels:\n",
+        'channels:\n  chat: {type: telegram, token: "${TOKEN_NOT_SET_HERE}", chat_id: "1"}\n',
+    )
+    path = write_config(config + f"server: {{port: {server.port}}}\n")
+    assert await asyncio.to_thread(main, ["send-sample", "test", "-c", str(path)]) == 0
+    ((_, headers, _),) = got
+    assert headers[SIGNATURE_HEADER] == SECRET

@@ -235,3 +235,32 @@ def test_store_commands_refuse_a_missing_store_and_create_nothing(
     assert result.err.startswith("relay: ") and "does not exist" in result.err
     assert store in result.err
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_commands_that_do_not_send_need_no_channel_credentials(
+    relay: Callable[..., Output],
+    populated: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shell without SLACK_WEBHOOK_URL can still read the queue and the dead letters."""
+    config, _ = populated
+    monkeypatch.delenv("SLACK_WEBHOOK_URL_NOT_SET", raising=False)
+    text = config.read_text().replace(
+        "https://hooks.slack.com/services/T000/B000/not-a-real-hook", "${SLACK_WEBHOOK_URL_NOT_SET}"
+    )
+    config.write_text(text)
+    assert relay("check", "-c", str(config)).code == 1  # serving does need it
+    status = relay("status", "-c", str(config))
+    assert status.code == 0, status.err
+    assert status_table(status.out)["team-slack", "dead"] == 2
+    listed = relay("dlq", "list", "-c", str(config))
+    assert listed.code == 0 and INVALID_AUTH in listed.out
+
+
+def test_a_broken_store_section_is_still_reported(
+    relay: Callable[..., Output], tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("store:\n", "store:\n  retention: soon\n"))
+    result = relay("status", "-c", str(config))
+    assert result.code == 1 and "store.retention" in result.err
