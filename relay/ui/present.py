@@ -186,6 +186,7 @@ def config_json(relay: Relay) -> dict[str, Any]:
         "loaded_at": loaded_at or None,
         "last_reload": _masked(dict(relay.last_reload)),
         "channel_checks": relay.checks.as_json() if relay.checks is not None else None,
+        "rejected_webhooks": [r.as_dict() for r in relay.receiver.rejections.recent()],
         "store": mask_url(config.store.url),
         "unset_vars": list(loaded.unset_vars),
         "agents": dict(config.agents),

@@ -204,3 +204,18 @@ async def test_pages_with_a_store_without_inspection(
     assert 'data-count="received">–<' in text.replace("\n", "").replace(" ", "")
     for path in ("/ui/dead-letters", "/ui/route-test", "/ui/config"):
         await page(client, path)
+
+
+async def test_config_page_lists_rejected_webhooks_escaped_and_without_the_secret(
+    client: Client,
+) -> None:
+    await login(client)
+    assert "None since the relay started" in await page(client, "/ui/config")
+    wrong = {"X-Mosaic-Signature": "a-wrong-secret-value"}
+    assert (await client.post("/webhooks/mosaic", json=sample("test"), headers=wrong)).status == 401
+    text = await page(client, "/ui/config")
+    assert "bad signature" in text and "401" in text and "127.0.0.1" in text
+    assert "a-wrong-secret-value" not in text
+    api = await client.get("/api/config", headers=bearer())
+    (rejection,) = (await api.json())["rejected_webhooks"]
+    assert (rejection["status"], rejection["reason"]) == (401, "bad signature")
