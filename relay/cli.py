@@ -328,10 +328,13 @@ async def _send_events(url: str, secret: str | None, events: Sequence[tuple[str,
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    text = starter_config(slack_webhook=args.slack_webhook, telegram_chat=args.telegram_chat)
+    if args.config == "-":  # e.g. from a container: relay init -c - > relay-config/relay.yaml
+        print(text, end="")
+        return 0
     target = Path(args.config)
     if target.exists() and not args.force:
         raise CliError(f"{target} exists: pass --force to replace it")
-    text = starter_config(slack_webhook=args.slack_webhook, telegram_chat=args.telegram_chat)
     try:
         target.write_text(text)
         target.chmod(0o600)  # it may hold a Slack webhook URL, a secret
@@ -485,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--fresh", action="store_true", help="a new run id per run, so nothing is a duplicate"
         )
 
-    init = command("init", "write a commented starter relay.yaml")
+    init = command("init", "write a commented starter relay.yaml (-c - prints it)")
     init.add_argument("--slack-webhook", metavar="URL", help="add a Slack incoming webhook")
     init.add_argument("--telegram-chat", metavar="ID", help="add a Telegram chat (token from env)")
     init.add_argument("--force", action="store_true", help="replace an existing file")

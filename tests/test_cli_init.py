@@ -54,3 +54,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith("relay 0.")
+
+
+def test_init_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", "-c", "-"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# Mosaic Relay") and "MOSAIC_WEBHOOK_SECRET" in out
