@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from relay.events import Event
+from relay.events import Event, describe_error
 from relay.receiver import BadPayload, parse_json
 from relay.render import RenderError
 from relay.runtime import Runtime
@@ -28,9 +28,7 @@ def parse_event(raw: bytes) -> Event:
     except BadPayload as exc:
         raise DryRunError(f"not valid JSON: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "event"
-        raise DryRunError(f"not a Mosaic event: {where}: {first['msg']}") from None
+        raise DryRunError(f"not a Mosaic event: {describe_error(exc)}") from None
 
 
 def route_test(runtime: Runtime, raw: bytes) -> dict[str, Any]:
