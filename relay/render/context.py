@@ -2,12 +2,14 @@
 
 Every string taken from the event is cleaned first (invalid Unicode replaced, control and bidi
 override characters removed, line ends normalised) but is otherwise the sender's text: the
-environment escapes it for the output markup. Lists are lists of dicts; absent values are
-``None`` (``{{ x }}`` renders ``None`` as empty); an unknown variable is an error.
+environment escapes it for the output markup. Lists are lists of dicts and hold the first 20
+items at most, in ``event`` too (``<list>_more`` counts the rest; the stored event keeps them all);
+absent values are ``None`` (``{{ x }}`` renders ``None`` as empty); an unknown variable is an
+error.
 
 | variable | value |
 |---|---|
-| `event` | the whole payload as a dict, unknown/extra fields included |
+| `event` | the payload as a dict, unknown/extra fields included (lists: first 20 items) |
 | `flag` | `RUN_STARTED`, `RUN_PROGRESS`, `RUN_FINISHED`, `TEST` or a newer flag |
 | `status` | `running`, `completed`, `partial_complete`, `failed`, `cancelled`… |
 | `status_word` | `Started`, `Running`, `Finished`, `Partially complete`, `Failed`, `Cancelled`… |
@@ -25,12 +27,13 @@ environment escapes it for the output markup. Lists are lists of dicts; absent v
 | `outputs` | list of `{id, video_url, thumbnail_url, completed_at, original_node_id, …}` |
 | `node_outputs` | the outputs listed in `updated_nodes` (`RUN_PROGRESS`), flattened |
 | `image_url` | first http(s) thumbnail of outputs, node outputs, then inputs; else `None` |
-| `progress` | `completed`, `in_progress`, `failed`, `total` (their sum), `percent` (0-100) |
-| `progress.bar` | e.g. `▰▰▰▰▱▱▱`; `progress.summary`: e.g. `6/8 nodes done, 2 failed` |
+| `progress` | `completed`, `in_progress`, `failed` (0-1,000,000), `total`, `percent` (0-100) |
+| `progress.bar` | e.g. `▰▰▰▰▱▱▱` (12 cells at most); `progress.summary`: `6/8 nodes done…` |
 | `updated_nodes` | list of `{original_node_id, status, status_message, outputs}` |
 | `status_message` | the run's message (`None` unless Mosaic sent one) |
 | `reason_label` | `Why it failed`, `What went wrong`, `Reason` or `Note` |
 | `errors`, `error_messages` | the `errors` list as sent; each error as one line of text |
+| `*_more` | e.g. `updated_nodes_more`: how many items that list leaves out (beyond the first 20) |
 | `needs_credits` | `True` when the run stopped for lack of credits, else `False`/`None` |
 | `elapsed` | seconds since the relay accepted the run's first event, or `None` |
 | `is_terminal` | `True` for a finished, failed or cancelled run |
@@ -42,13 +45,21 @@ Webhook body templates also get ``text`` and ``subject``: the message rendered f
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from relay.events import Event
+from relay.events import MAX_ITEMS, MAX_NODE_COUNT, Event
 from relay.render.limits import clean_text, oneline, safe_url
 
-__all__ = ["build_context", "status_style"]
+__all__ = [
+    "ContextCache",
+    "build_context",
+    "delivery_context",
+    "event_context",
+    "status_style",
+]
 
 _STYLES: dict[str, tuple[str, str, str]] = {
     "completed": ("Finished", "✅", "#2EB67D"),
@@ -92,7 +103,7 @@ def _clean(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         return {clean_text(str(k)): _clean(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(item, depth + 1) for item in value]
+        return [_clean(item, depth + 1) for item in value[:MAX_ITEMS]]
     return value
 
 
@@ -105,14 +116,21 @@ def _error_message(error: Any) -> str:
     return oneline(error)
 
 
+def _count(value: Any) -> int:
+    """A node count fit for arithmetic: a whole number clamped to 0..``MAX_NODE_COUNT``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return min(max(value, 0), MAX_NODE_COUNT)
+
+
 def _progress(counts: Mapping[str, Any], status: str, terminal: bool) -> dict[str, Any]:
     completed, in_progress, failed = (
-        int(counts.get(key) or 0) for key in ("completed", "in_progress", "failed")
+        _count(counts.get(key)) for key in ("completed", "in_progress", "failed")
     )
     total = completed + in_progress + failed
     if total:
         percent = completed * 100 // total
-        cells = total if total <= _BAR_CELLS else _BAR_CELLS
+        cells = min(total, _BAR_CELLS)
         filled = completed * cells // total
     else:
         percent = 100 if status == "completed" else 0
@@ -142,17 +160,26 @@ def _first_thumbnail(*groups: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def build_context(
-    event: Event,
-    *,
-    agents: Mapping[str, str],
-    event_id: str,
-    route: str,
-    channel: str,
-    run_started_at: float | None,
-    now: float,
-) -> dict[str, Any]:
-    """The template variables for one delivery (see the module docstring)."""
+def _lists(event: Event, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``inputs``, ``outputs``, ``updated_nodes``, ``errors``, ``node_outputs`` (each at most
+    ``MAX_ITEMS``) and their ``<name>_more`` counts of the items left out."""
+    lists: dict[str, Any] = {}
+    for key in ("inputs", "outputs", "updated_nodes", "errors"):
+        lists[key] = payload.get(key) or []
+        lists[f"{key}_more"] = event.left_out(key)
+    flat = [out for node in lists["updated_nodes"] for out in node.get("outputs") or []]
+    lists["node_outputs"] = flat[:MAX_ITEMS]
+    lists["node_outputs_more"] = len(flat) - MAX_ITEMS if len(flat) > MAX_ITEMS else 0
+    lists["node_outputs_more"] += event.left_out("node_outputs")
+    return lists
+
+
+def event_context(event: Event, *, agents: Mapping[str, str]) -> dict[str, Any]:
+    """The variables that depend only on the event (and the agents' names): built once per event.
+
+    Every list in it holds ``MAX_ITEMS`` items at most (the typed view takes no more), so its
+    cost does not grow with the length of the event's lists.
+    """
     payload: dict[str, Any] = _clean(event.model_dump(mode="json"))
     flag, status = payload["flag"], payload["status"]
     agent_id, run_id = payload["agent_id"], payload["run_id"]
@@ -164,13 +191,8 @@ def build_context(
     trigger.update({key: raw_trigger.get(key) for key in _TRIGGER_KEYS})
     trigger_label = _TRIGGER_LABELS.get(trigger["type"]) or oneline(trigger["type"]).capitalize()
 
-    inputs: list[dict[str, Any]] = payload.get("inputs") or []
-    outputs: list[dict[str, Any]] = payload.get("outputs") or []
-    updated_nodes: list[dict[str, Any]] = payload.get("updated_nodes") or []
-    node_outputs = [out for node in updated_nodes for out in node.get("outputs") or []]
-    errors: list[Any] = payload.get("errors") or []
+    lists = _lists(event, payload)
     run_short = oneline(run_id)[:8]
-    elapsed = None if run_started_at is None else max(0.0, now - run_started_at)
     title = f"{emoji} {word}: {oneline(agent_name)}"
     if flag != "TEST":
         title += f" run {run_short}"
@@ -189,20 +211,77 @@ def build_context(
         "run_short": run_short,
         "trigger": trigger,
         "trigger_label": trigger_label,
-        "inputs": inputs,
-        "outputs": outputs,
-        "node_outputs": node_outputs,
-        "image_url": _first_thumbnail(outputs, node_outputs, inputs),
+        **lists,
+        "image_url": _first_thumbnail(lists["outputs"], lists["node_outputs"], lists["inputs"]),
         "progress": _progress(payload.get("node_status_counts") or {}, status, event.is_terminal),
-        "updated_nodes": updated_nodes,
         "status_message": payload.get("status_message"),
         "reason_label": _REASONS.get(status, "Note"),
-        "errors": errors,
-        "error_messages": [m for m in map(_error_message, errors) if m],
+        "error_messages": [m for m in map(_error_message, lists["errors"]) if m],
         "needs_credits": payload.get("needs_credits"),
-        "elapsed": elapsed,
         "is_terminal": event.is_terminal,
-        "route": route,
-        "channel": channel,
-        "event_id": event_id,
     }
+
+
+def delivery_context(
+    base: Mapping[str, Any],
+    *,
+    event_id: str,
+    route: str,
+    channel: str,
+    run_started_at: float | None,
+    now: float,
+) -> dict[str, Any]:
+    """``base`` (from ``event_context``) with the variables of one delivery; ``base`` is shared."""
+    elapsed = None if run_started_at is None else max(0.0, now - run_started_at)
+    return {**base, "elapsed": elapsed, "route": route, "channel": channel, "event_id": event_id}
+
+
+def build_context(
+    event: Event,
+    *,
+    agents: Mapping[str, str],
+    event_id: str,
+    route: str,
+    channel: str,
+    run_started_at: float | None,
+    now: float,
+) -> dict[str, Any]:
+    """The template variables for one delivery (see the module docstring)."""
+    return delivery_context(
+        event_context(event, agents=agents),
+        event_id=event_id,
+        route=route,
+        channel=channel,
+        run_started_at=run_started_at,
+        now=now,
+    )
+
+
+class ContextCache:
+    """``event_context`` of the last few events, so the deliveries of one event share one.
+
+    Keyed by the ``Event`` object (the dispatcher parses a stored event once for all its jobs); an
+    entry keeps its event alive, so no other event can take its ``id`` while it is cached. Safe to
+    use from several threads.
+    """
+
+    def __init__(self, agents: Mapping[str, str], size: int = 4) -> None:
+        self._agents = agents
+        self._size = size
+        self._entries: OrderedDict[int, tuple[Event, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, event: Event) -> dict[str, Any]:
+        key = id(event)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                return entry[1]
+        base = event_context(event, agents=self._agents)
+        with self._lock:
+            self._entries[key] = (event, base)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return base

@@ -62,21 +62,34 @@ def _reason_lines(ctx: dict[str, Any]) -> list[str]:
     lines = []
     if ctx["status_message"]:
         lines.append(f"*{ctx['reason_label']}:* {_literal(ctx['status_message'], 1000)}")
-    lines += [f"• `{_literal(message, 300)}`" for message in ctx["error_messages"][:MAX_ERRORS]]
+    messages = ctx["error_messages"]
+    lines += [f"• `{_literal(message, 300)}`" for message in messages[:MAX_ERRORS]]
+    hidden = _hidden_count(messages, ctx["errors_more"], MAX_ERRORS)
+    if hidden:
+        lines.append(f"… and {hidden:,} more")
     if ctx["needs_credits"]:
         lines.append("💳 *Out of credits:* add credits in Mosaic, then run it again.")
     return lines
 
 
+def _hidden_count(listed: list[Any], more: int, shown: int) -> int:
+    """How many items a message that shows the first ``shown`` of ``listed`` leaves out."""
+    return more + max(len(listed) - shown, 0)
+
+
 def _output_lines(ctx: dict[str, Any]) -> list[str]:
     lines: list[str] = []
-    for output in (ctx["outputs"] or ctx["node_outputs"])[:MAX_OUTPUTS]:
+    key = "outputs" if ctx["outputs"] else "node_outputs"
+    for output in ctx[key][:MAX_OUTPUTS]:
         if safe_url(output.get("video_url")):
             label = f"Output {len(lines) + 1}"
             node = oneline(output.get("original_node_id"))
             if node and len(node) <= MAX_NODE_LABEL:
                 label += f" ({node})"
             lines.append(f"🎬 {slack_link(output['video_url'], slack_literal(label))}")
+    hidden = _hidden_count(ctx[key], ctx[f"{key}_more"], MAX_OUTPUTS)
+    if hidden:
+        lines.append(f"… and {hidden:,} more outputs")
     return lines
 
 

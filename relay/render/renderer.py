@@ -20,7 +20,7 @@ from relay.channels.base import Limits, Message
 from relay.events import Event
 from relay.render.blocks import fit_blocks, mrkdwn, render_tree
 from relay.render.compiled import CompiledTemplate, compile_template
-from relay.render.context import build_context
+from relay.render.context import ContextCache, delivery_context
 from relay.render.defaults import EMAIL_FOOTER, DefaultTemplates, slack_blocks, slack_fallback
 from relay.render.environment import Environments, MarkupKind
 from relay.render.errors import RenderError, TemplateConfigError
@@ -72,6 +72,7 @@ class Renderer:
         self._envs = Environments()
         self._defaults = DefaultTemplates(self._envs)
         self._agents = dict(agents)
+        self._contexts = ContextCache(self._agents)
         self._templates = {
             name: compile_template(name, settings, self._envs)
             for name, settings in templates.items()
@@ -105,9 +106,8 @@ class Renderer:
             compiled = self._templates.get(template)
             if compiled is None:
                 raise RenderError(f"unknown template '{template}'")
-        ctx = build_context(
-            event,
-            agents=self._agents,
+        ctx = delivery_context(
+            self._contexts.get(event),
             event_id=event_id,
             route=route,
             channel=channel,
