@@ -64,7 +64,11 @@ class Reply:
 
 
 def replies_for(event: Event) -> list[Reply]:
-    """Node failures (with their status_message) and, at the end, each final output."""
+    """Node failures (with their status_message) and, at the end, each final output.
+
+    The typed view holds ``MAX_ITEMS`` (20) nodes and outputs at most, so one event never fans
+    out into more than twice that many replies.
+    """
     replies = []
     for node in event.updated_nodes:
         if node.status == "failed":
@@ -148,7 +152,7 @@ async def run_card_job(
     route: Route,
     channel: Channel,
     store: Store,
-    render: Callable[[], Message],
+    render: Callable[[], Awaitable[Message]],
     now: float,
     send: Callable[[Awaitable[Any]], Awaitable[Any]],
 ) -> Done | Later:
@@ -164,9 +168,9 @@ async def run_card_job(
     shown = bool(state.fingerprint)
     rendered: list[Message] = []
 
-    def message() -> Message:
+    async def message() -> Message:
         if not rendered:
-            rendered.append(render())
+            rendered.append(await render())
         return rendered[0]
 
     if shown and rank < state.rank:
@@ -177,21 +181,21 @@ async def run_card_job(
         note = "skipped: email cards mail at start and finish only"
     elif shown and now < state.last_edit + route.card_interval:
         return Later(state.last_edit + route.card_interval)
-    elif shown and _fingerprint(message()) == state.fingerprint:
+    elif shown and _fingerprint(await message()) == state.fingerprint:
         note = "skipped: card unchanged"
     else:
         if ref is not None and _can_edit(channel):
             assert isinstance(channel, EditableChannel)
-            await send(channel.edit(ref, message()))
+            await send(channel.edit(ref, await message()))
             note = "card updated"
         else:
-            sent = await send(channel.send(message()))
+            sent = await send(channel.send(await message()))
             note = "card re-posted (channel cannot edit)" if shown else "card posted"
             if ref is None and isinstance(sent, MessageRef):
                 ref = sent
                 await store.put_ref(job.run_id, job.channel, sent.channel_id, sent.message_id)
         state.rank = max(state.rank, rank)
-        state.fingerprint = _fingerprint(message())
+        state.fingerprint = _fingerprint(await message())
         state.last_edit = now
         await store.put_card_state(job.run_id, job.channel, state.dump())
 
@@ -200,7 +204,7 @@ async def run_card_job(
             if reply.key in state.replied:
                 continue
             broadcast = reply.failure and route.broadcast_failures
-            text = reply_message(reply, channel.render_kind, message())
+            text = reply_message(reply, channel.render_kind, await message())
             await send(channel.reply(ref, text, broadcast=broadcast))
             state.replied.append(reply.key)
             await store.put_card_state(job.run_id, job.channel, state.dump())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -23,6 +24,7 @@ from relay.channels import Limits, Message, MessageRef, PermanentError, Retryabl
 from relay.config import load_config
 from relay.confmodel import RateLimit
 from relay.dispatch import Dispatcher, backoff_delay
+from relay.events import Event
 from relay.receiver import canonical_json
 from relay.runtime import Runtime
 from relay.store import Job, JobSpec, NewEvent, SQLiteStore
@@ -150,8 +152,12 @@ class Harness:
     def new_dispatcher(self) -> Dispatcher:
         return Dispatcher(self.store, lambda: self.runtime)
 
-    async def accept(self, run_id: str, *channels: str, template: str = "seq") -> int:
-        """Store one event with a job per channel (as the receiver does); return its seq."""
+    async def accept(
+        self, run_id: str, *channels: str, template: str = "seq", **fields: Any
+    ) -> int:
+        """Store one event with a job per channel (as the receiver does); return its seq.
+
+        ``fields`` go into the stored body unchecked, as if stored by an older relay."""
         seq = next(self._seq)
         body = canonical_json(
             {
@@ -160,6 +166,7 @@ class Harness:
                 "run_id": run_id,
                 "status": "running",
                 "seq": seq,
+                **fields,
             }
         )
         event = NewEvent(
@@ -504,3 +511,66 @@ async def test_a_job_leased_by_a_crashed_worker_is_sent_once_its_lease_ends(
     assert a.calls_for(1)[0].at >= leased_at + 0.4
     assert len(a.calls) == 2
     assert orphan.attempts == 0
+
+
+async def test_an_events_jobs_share_one_parse_and_render_off_the_event_loop(
+    make_harness: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = await make_harness()
+    parsed: list[Any] = []
+    render_threads: list[threading.Thread] = []
+    real_parse, real_render = Event.model_validate, h.runtime.render
+
+    def parse(data: Any, *args: Any, **kwargs: Any) -> Event:
+        parsed.append(data)
+        return real_parse(data, *args, **kwargs)
+
+    def render(*args: Any, **kwargs: Any) -> Message:
+        render_threads.append(threading.current_thread())
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(Event, "model_validate", parse)
+    monkeypatch.setattr(h.runtime, "render", render)
+    seq = await h.accept(f"run-{uuid.uuid4()}", "a", "b", "c")
+    await wait_until(lambda: all(ch.sent == [seq] for ch in h.channels.values()))
+    assert len(parsed) == 1
+    assert len(render_threads) == 3
+    assert threading.main_thread() not in render_threads
+
+
+NEGATIVE = "completed: Input should be greater than or equal to 0"
+
+
+@pytest.mark.parametrize(
+    ("counts", "problem"),
+    [
+        ({"completed": -(10**15), "failed": 10**15 + 1}, NEGATIVE),
+        ({"completed": -100_000_000, "failed": 100_000_001}, NEGATIVE),
+        ({"failed": 10**29}, "failed: Input should be less than or equal to 1000000"),
+    ],
+)
+async def test_a_stored_event_with_insane_counts_is_dead_lettered_with_the_reason(
+    make_harness: MakeHarness, counts: dict[str, int], problem: str
+) -> None:
+    """Stored before counts were checked: one clear dead letter, no crash, nothing retried."""
+    h = await make_harness()
+    await h.accept("run-1", "a", "b", node_status_counts=counts)
+    after = await h.accept("run-2", "a")
+    await wait_until(has_dead(h, 2))
+    await wait_until(lambda: h.channels["a"].sent == [after])
+    reasons = {job.last_error for job in await h.dead()}
+    assert reasons == {f"stored event is not a valid Mosaic event: node_status_counts.{problem}"}
+    assert [job.attempts for job in await h.dead()] == [1, 1]  # no retries
+
+
+async def test_a_stored_body_that_is_not_json_is_dead_lettered(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    event = NewEvent(
+        uuid.uuid4().hex, "key-x", b"{not json", "RUN_PROGRESS", "run-1", "agent-1", "running",
+        time.time(),
+    )  # fmt: skip
+    await h.store.accept(event, [JobSpec("a", "route", "seq")])
+    h.dispatcher.notify()
+    await wait_until(has_dead(h))
+    [dead] = await h.dead()
+    assert dead.last_error == "stored event is not a valid Mosaic event: not JSON"
