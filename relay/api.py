@@ -7,6 +7,8 @@ Event listings need a store that implements ``StoreInspector``; others answer 50
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 
@@ -155,13 +157,17 @@ async def replay_all(request: web.Request) -> web.Response:
 
 
 async def run_route_test(request: web.Request) -> web.Response:
-    """The body is an event's JSON; the answer is ``relay route-test --json``'s. Sends nothing."""
+    """The body is an event's JSON; the answer is ``relay route-test --json``'s. Sends nothing.
+
+    Parsing and rendering run in a worker thread, so a large event does not stall the server.
+    """
     raw = await request.read()
+    runtime = request.app[UI].relay.runtime
     try:
-        result = route_test(request.app[UI].relay.runtime, raw)
+        answer = await asyncio.to_thread(lambda: json.dumps(route_test(runtime, raw)))
     except DryRunError as exc:
         return error(400, str(exc))
-    return web.json_response(result)
+    return web.Response(text=answer, content_type="application/json")
 
 
 async def samples(request: web.Request) -> web.Response:
