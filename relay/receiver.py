@@ -40,6 +40,8 @@ SIGNATURE_HEADER = "X-Mosaic-Signature"
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 30
 RETRY_AFTER_SECONDS = "1"
+INLINE_PARSE_BYTES = 65_536
+"""Bodies up to this are parsed on the event loop (fast); larger ones in a worker thread."""
 FLAG_KEY = web.ResponseKey("relay_flag", str)
 RESULT_KEY = web.ResponseKey("relay_result", str)
 REASON_KEY = web.ResponseKey("relay_rejected_because", str)
@@ -189,6 +191,35 @@ def signature_ok(provided: list[str], accepted: tuple[bytes, ...]) -> bool:
     return matched
 
 
+class NotAnEvent(ValueError):
+    """JSON that is not a Mosaic event (422): where and why, and its flag and run id if given."""
+
+    def __init__(self, details: list[dict[str, Any]], seen: tuple[str, str] | None) -> None:
+        super().__init__("not a Mosaic event")
+        self.details = details
+        self.seen = seen
+
+
+def decode_event(body: bytes) -> tuple[Event, bytes]:
+    """The event and its canonical JSON; ``BadPayload`` (400) or ``NotAnEvent`` (422)."""
+    payload = parse_json(body)
+    if not isinstance(payload, dict):
+        raise NotAnEvent([{"loc": [], "msg": "expected a JSON object"}], None)
+    try:
+        event = Event.model_validate(payload)
+    except ValidationError as exc:
+        details = [
+            {"loc": list(e["loc"]), "msg": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        flag, run_id = payload.get("flag"), payload.get("run_id")
+        seen = None
+        if isinstance(flag, str) and isinstance(run_id, str):
+            seen = (oneline(flag)[:40], oneline(run_id)[:80])
+        raise NotAnEvent(details, seen) from None
+    return event, canonical_json(payload)
+
+
 class Receiver:
     def __init__(
         self,
@@ -277,30 +308,18 @@ class Receiver:
             return rejected(400, f"cannot read the body: {exc}", "unreadable body")
 
         try:
-            payload = parse_json(body)
+            if len(body) > INLINE_PARSE_BYTES:  # a big body must not hold the loop
+                event, canonical = await asyncio.to_thread(decode_event, body)
+            else:
+                event, canonical = decode_event(body)
         except BadPayload as exc:
             return rejected(400, str(exc), "invalid JSON")
-        if not isinstance(payload, dict):
-            return rejected(
-                422,
-                "not a Mosaic event",
-                "not a Mosaic event",
-                details=[{"loc": [], "msg": "expected a JSON object"}],
-            )
-        try:
-            event = Event.model_validate(payload)
-        except ValidationError as exc:
-            details = [
-                {"loc": list(e["loc"]), "msg": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False, include_context=False)
-            ]
-            answer = rejected(422, "not a Mosaic event", "not a Mosaic event", details=details)
-            flag, run_id = payload.get("flag"), payload.get("run_id")
-            if isinstance(flag, str) and isinstance(run_id, str):
-                answer[SEEN_KEY] = (oneline(flag)[:40], oneline(run_id)[:80])
+        except NotAnEvent as exc:
+            answer = rejected(422, "not a Mosaic event", "not a Mosaic event", details=exc.details)
+            if exc.seen is not None:
+                answer[SEEN_KEY] = exc.seen
             return answer
 
-        canonical = canonical_json(payload)
         is_test = event.flag == "TEST"
         deliveries = runtime.router.match(event)
         jobs = [

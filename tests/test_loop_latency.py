@@ -12,6 +12,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+import relay.receiver as receiver_module
 from relay.app import RELAY, build_app
 from relay.config import load_config
 from relay.events import Event
@@ -172,3 +174,35 @@ async def test_healthz_answers_within_100ms_while_the_route_tester_takes_a_huge_
     assert max(poller.latencies) < MAX_LATENCY, sorted(poller.latencies)[-5:]
     assert [d["channel"] for d in result["deliveries"]] == CHANNELS
     assert all("… and 19 more outputs" in d["text"] for d in result["deliveries"])
+
+
+async def test_healthz_answers_within_100ms_while_a_huge_webhook_is_accepted(
+    client: Client, tmp_path: Path
+) -> None:
+    """The webhook's own parse, validation and canonical JSON run off the loop for such a body."""
+    body = huge_event()
+    headers = {"X-Mosaic-Signature": SECRET, "Content-Type": "application/json"}
+    async with HealthPoller(client) as poller:
+        answer = await client.post("/webhooks/mosaic", data=body, headers=headers)
+        assert answer.status == 202, await answer.text()
+    assert max(poller.latencies) < MAX_LATENCY, sorted(poller.latencies)[-5:]
+
+
+async def test_a_big_webhook_body_is_parsed_off_the_event_loop(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed_on: list[str] = []
+    real = receiver_module.parse_json
+
+    def spy(body: bytes) -> Any:
+        parsed_on.append(threading.current_thread().name)
+        return real(body)
+
+    monkeypatch.setattr(receiver_module, "parse_json", spy)
+    headers = {"X-Mosaic-Signature": SECRET}
+    assert (await client.post("/webhooks/mosaic", data=huge_event(), headers=headers)).status == 202
+    small = json.dumps({"flag": "TEST", "agent_id": "a", "run_id": "r", "status": "running"})
+    assert (await client.post("/webhooks/mosaic", data=small, headers=headers)).status == 200
+    main = threading.main_thread().name
+    assert parsed_on[0] != main  # the big one in a worker thread
+    assert parsed_on[1] == main  # a small one inline: a thread hop would cost more than it saves
