@@ -18,10 +18,10 @@ import jinja2
 from aiohttp import web
 
 from relay.admin import wrong_token
-from relay.api import event_filter, inspector, int_param
 from relay.dryrun import sample_names
 from relay.render.environment import duration
 from relay.store.base import DELIVERY_STATES, StoreInspector
+from relay.ui.api import event_filter, inspector, int_param
 from relay.ui.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from relay.api import setup_api
+from relay.ui.api import setup_api
 from relay.ui.pages import add_page_routes
 from relay.ui.state import UI, UiState
 
