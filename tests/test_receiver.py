@@ -319,3 +319,21 @@ async def test_rejections_are_logged_without_the_header_value(
         "RUN_FINISHED",
         sample("run_finished_failed")["run_id"],
     )
+
+
+async def test_elapsed_is_shown_only_when_the_runs_start_was_seen(
+    client: Client, tmp_path: Path
+) -> None:
+    finished = sample("run_finished_failed")
+    assert (await post(client, {**finished, "run_id": "no-start-seen"})).status == 202
+    started = {**sample("run_started_youtube"), "run_id": "start-seen"}
+    assert (await post(client, started)).status == 202
+    assert (await post(client, {**finished, "run_id": "start-seen"})).status == 202
+    await wait_until(lambda: len(read_jsonl(tmp_path / "deliveries.jsonl")) == 3)
+    by_run = {
+        line["run_id"]: line["text"]
+        for line in read_jsonl(tmp_path / "deliveries.jsonl")
+        if line["flag"] == "RUN_FINISHED"
+    }
+    assert "Elapsed" not in by_run["no-start-seen"]  # not a wrong "0s"
+    assert "Elapsed: " in by_run["start-seen"]

@@ -93,8 +93,9 @@ class Job:
     last_error: str | None
     body: bytes
     """The event's canonical JSON."""
-    run_started_at: float
-    """When the run's first event was accepted (for elapsed time)."""
+    run_started_at: float | None
+    """When the relay accepted the run's ``RUN_STARTED`` (for elapsed time); ``None`` when it
+    never saw it, so no message shows a wrong "0s"."""
     age_from: float = -1.0
     """When ``max_age`` starts counting: acceptance or the last replay (default: ``created_at``)."""
 

@@ -400,6 +400,6 @@ def _job(flat: list[bytes]) -> Job:
         next_attempt_at=float(fields["next_attempt_at"]),
         last_error=optional("last_error"),
         body=bytes(fields.get("body", b"")),
-        run_started_at=float(fields.get("run_started_at", created_at)),
+        run_started_at=float(fields["run_started_at"]) if "run_started_at" in fields else None,
         age_from=float(fields["age_from"]),
     )

@@ -8,7 +8,8 @@ keys of a namespace in one slot. Keys under the prefix:
                           jobs (space-separated ids of its jobs not yet pruned)
 ``events``                zset event_id by received_at (for ``prune``)
 ``dedup:<key>``           string: the event_id, expiring after the retention (``SET ... PX``)
-``run:<run_id>``          hash: started_at, events (how many events of the run are stored)
+``run:<run_id>``          hash: started_at, start_seen_at (when its RUN_STARTED was accepted, if it
+                          was), events (how many events of the run are stored)
 ``refs:<run_id>``         hash: channel -> JSON ``[channel_id, message_id]``
 ``cards:<run_id>``        hash: channel -> card state text
 ``job:<id>``              hash: event_id, run_id, channel, route, template, mode, state, attempts,
@@ -94,7 +95,7 @@ local function row(id)
     fields[#fields + 1] = 'body'
     fields[#fields + 1] = body
   end
-  local started = redis.call('HGET', P .. 'run:' .. run_id, 'started_at')
+  local started = redis.call('HGET', P .. 'run:' .. run_id, 'start_seen_at')
   if started then
     fields[#fields + 1] = 'run_started_at'
     fields[#fields + 1] = started
@@ -166,6 +167,7 @@ if dedup then redis.call('HSET', event_key, 'dedup_key', dedup_key) end
 redis.call('ZADD', P .. 'events', at, event_id)
 local run = P .. 'run:' .. run_id
 redis.call('HSETNX', run, 'started_at', at)
+if flag == 'RUN_STARTED' then redis.call('HSETNX', run, 'start_seen_at', at) end
 redis.call('HINCRBY', run, 'events', 1)
 redis.call('PERSIST', P .. 'refs:' .. run_id)
 redis.call('PERSIST', P .. 'cards:' .. run_id)

@@ -42,6 +42,7 @@ __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
+STARTED = "RUN_STARTED"
 PRUNE_CHUNK = 1000
 MAX_LOG = 100
 """Attempt-log entries kept per job (the newest)."""
@@ -66,7 +67,8 @@ CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
-    started_at REAL NOT NULL
+    started_at REAL NOT NULL,
+    start_seen_at REAL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -116,7 +118,7 @@ CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id, id)
 
 _JOB_COLUMNS = """j.id, e.event_id, j.run_id, j.channel, j.route, j.template, j.mode, j.state,
     j.attempts, j.created_at, j.next_attempt_at, j.last_error, e.body,
-    COALESCE(r.started_at, j.created_at), j.age_from"""
+    r.start_seen_at, j.age_from"""
 _JOB_FROM = """jobs j JOIN events e ON e.seq = j.event_seq
     LEFT JOIN runs r ON r.run_id = j.run_id"""
 CLAIM_SQL = f"""SELECT {_JOB_COLUMNS} FROM {_JOB_FROM}
@@ -350,6 +352,9 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
             )
         for statement in _SCHEMA.split(";"):
             conn.execute(statement)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        if "start_seen_at" not in columns:  # a store made before runs remembered their start
+            conn.execute("ALTER TABLE runs ADD COLUMN start_seen_at REAL")
         if version is None:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
@@ -397,8 +402,10 @@ def _accept(c: sqlite3.Connection, event: NewEvent, specs: Sequence[JobSpec]) ->
          event.agent_id, event.status, event.received_at),
     ).lastrowid  # fmt: skip
     c.execute(
-        "INSERT OR IGNORE INTO runs (run_id, started_at) VALUES (?, ?)",
-        (event.run_id, event.received_at),
+        """INSERT INTO runs (run_id, started_at, start_seen_at) VALUES (?1, ?2, ?3)
+            ON CONFLICT (run_id) DO UPDATE SET start_seen_at = ?3
+            WHERE ?3 IS NOT NULL AND runs.start_seen_at IS NULL""",
+        (event.run_id, event.received_at, event.received_at if event.flag == STARTED else None),
     )
     at = event.received_at
     for spec in specs:

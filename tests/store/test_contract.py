@@ -56,7 +56,7 @@ async def test_accept_creates_one_job_per_spec_with_the_event(store: Store) -> N
         assert job.attempts == 0
         assert job.created_at == T0
         assert job.age_from == T0
-        assert job.run_started_at == T0
+        assert job.run_started_at is None  # a progress event: the run's start was not seen
         assert job.next_attempt_at == T0
         assert job.last_error is None
     assert claimed[0].id != claimed[1].id
@@ -107,8 +107,11 @@ async def test_concurrent_events_with_one_key_accept_exactly_one(store: Store) -
     assert await counts(store) == {("c", "pending"): 1}
 
 
-async def test_run_started_at_is_the_runs_first_acceptance(store: Store) -> None:
-    await store.accept(new_event("e1", run_id="r", at=T0), specs("a"))
+async def test_run_started_at_is_when_the_runs_start_was_accepted(store: Store) -> None:
+    """Elapsed time counts from the run's RUN_STARTED; a run whose start the relay never saw has
+    none (a message then shows nothing rather than a wrong "0s")."""
+    await store.accept(new_event("e0", run_id="r", at=T0 - 10, flag="RUN_PROGRESS"), specs("a"))
+    await store.accept(new_event("e1", run_id="r", at=T0, flag="RUN_STARTED"), specs("a"))
     await store.accept(new_event("e2", run_id="r", at=T0 + 50), specs("b"))
     await store.accept(new_event("e3", run_id="other", at=T0 + 60), specs("c"))
 
@@ -116,7 +119,7 @@ async def test_run_started_at_is_the_runs_first_acceptance(store: Store) -> None
 
     assert jobs["e2"].run_started_at == T0
     assert jobs["e2"].created_at == T0 + 50
-    assert jobs["e3"].run_started_at == T0 + 60
+    assert jobs["e3"].run_started_at is None
 
 
 # --- claim and ordering ------------------------------------------------------------------------

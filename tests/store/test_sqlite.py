@@ -326,3 +326,22 @@ def test_open_store_refuses_other_urls_without_repeating_them(url: str, message:
 def test_open_store_refuses_an_unknown_sync() -> None:
     with pytest.raises(StoreError, match="'full' or 'normal'"):
         open_store("sqlite:///relay.db", Path("."), sync="sometimes")
+
+
+async def test_a_store_made_before_runs_remembered_their_start_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at REAL NOT NULL) WITHOUT ROWID"
+    )
+    conn.execute("INSERT INTO runs VALUES ('r', 1.0)")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.accept(new_event("e1", run_id="r", flag="RUN_STARTED", at=5.0), specs("a"))
+        (job,) = await store.claim(now=10.0, lease=60, limit=10)
+        assert job.run_started_at == 5.0
+    finally:
+        await store.close()
