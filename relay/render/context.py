@@ -17,7 +17,7 @@ error.
 | `color` | hex colour of the status, e.g. `#E01E5A` for failed |
 | `title` | one line, e.g. `❌ Failed: Shorts cutter run c2d9e8f7` |
 | `agent_id` | the agent's id |
-| `agent_name` | its display name from `agents:` in relay.yaml, else the id |
+| `agent_name` | its display name from `agents:` in relay.yaml, else `agent` and the first 8 characters of its id (a short id as it is) |
 | `run_id`, `run_short` | the run's id; its first 8 characters |
 | `trigger` | dict of what started the run; the keys below are always there, extra fields kept |
 | `trigger.type` | `youtube`, `schedule`, `manual`… or `none` (a plain API run) |
@@ -35,7 +35,7 @@ error.
 | `errors`, `error_messages` | the `errors` list as sent; each error as one line of text |
 | `*_more` | e.g. `updated_nodes_more`: how many items that list leaves out (beyond the first 20) |
 | `needs_credits` | `True` when the run stopped for lack of credits, else `False`/`None` |
-| `elapsed` | seconds since the relay accepted the run's first event, or `None` |
+| `elapsed` | seconds since the relay accepted the run's `RUN_STARTED`; `None` when it never saw it |
 | `is_terminal` | `True` for a finished, failed or cancelled run |
 | `route`, `channel`, `event_id` | the route's and channel's names; the relay's id of the event |
 
@@ -79,6 +79,12 @@ _TRIGGER_LABELS = {"youtube": "YouTube", "schedule": "Schedule", "manual": "Manu
 _TRIGGER_KEYS = ("channel_id", "video_id", "video_title", "video_url", "triggered_at", "trigger_id")
 _BAR_CELLS = 12
 _MAX_DEPTH = 32
+
+
+def _short_agent(agent_id: str) -> str:
+    """An unnamed agent in messages: ``agent 123e4567`` for a UUID, a short id as it is."""
+    agent_id = oneline(agent_id)
+    return agent_id if len(agent_id) <= 12 else f"agent {agent_id[:8]}"
 
 
 def status_style(flag: str, status: str) -> tuple[str, str, str]:
@@ -184,7 +190,7 @@ def event_context(event: Event, *, agents: Mapping[str, str]) -> dict[str, Any]:
     flag, status = payload["flag"], payload["status"]
     agent_id, run_id = payload["agent_id"], payload["run_id"]
     word, emoji, color = status_style(flag, status)
-    agent_name = clean_text(agents.get(event.agent_id) or "") or agent_id
+    agent_name = clean_text(agents.get(event.agent_id) or "") or _short_agent(agent_id)
 
     raw_trigger: dict[str, Any] = payload.get("triggered_by") or {}
     trigger: dict[str, Any] = {**raw_trigger, "type": raw_trigger.get("type") or "none"}

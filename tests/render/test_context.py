@@ -107,6 +107,8 @@ def test_unknown_agent_uses_the_id_and_image_must_be_http() -> None:
     payload["outputs"][0]["thumbnail_url"] = "javascript:alert(1)"
     ctx = context(payload)
     assert ctx["agent_name"] == "agent-x"
+    payload["agent_id"] = "9d8c7b6a-1111-4222-8333-444455556666"
+    assert context(payload)["agent_name"] == "agent 9d8c7b6a"  # an unnamed UUID, shortened
     assert ctx["image_url"] == "https://storage.example.com/runs/e1f2a3b4/thumb.jpg"
 
 
