@@ -21,7 +21,7 @@ from markupsafe import escape
 from relay.channels import Channel, Message, MessageRef
 from relay.channels.base import EditableChannel, ThreadedChannel
 from relay.events import Event
-from relay.render.limits import oneline, safe_url, slack_escape, truncate_plain
+from relay.render.limits import oneline, safe_url, slack_link, slack_literal, truncate_plain
 from relay.routing import Route
 from relay.store.base import Job, Store
 
@@ -92,11 +92,11 @@ def reply_message(reply: Reply, kind: str, base: Message) -> Message:
     detail = truncate_plain(oneline(reply.detail), 1000) if reply.detail else None
     icon = "❌" if reply.failure else "🎬"
     if kind == "slack":
-        text = f"{icon} *{slack_escape(title)}*"
+        text = f"{icon} *{slack_literal(title)}*"
         if detail:
-            text += f"\n{slack_escape(detail)}"
+            text += f"\n{slack_literal(detail)}"
         if reply.url:
-            text += f"\n<{slack_escape(reply.url)}|Download>"
+            text += f"\n{slack_link(reply.url, 'Download')}"
     elif kind in ("telegram", "email"):
         text = f"{icon} <b>{escape(title)}</b>"
         if detail:

@@ -14,6 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from relay.app import build_app
+from relay.cards import Reply, reply_message
+from relay.channels.base import Message
 from relay.config import load_config
 from tests.conftest import sample, wait_until
 from tests.fakes.slack import FakeSlack, SlackMessage
@@ -271,3 +273,14 @@ async def test_older_state_arriving_late_never_overwrites_the_card(
     after = slack_card(fake_slack)[0]
     assert len(after.history) == edits
     assert "Partially complete" in after.text
+
+
+def test_a_slack_reply_shows_node_text_literally_and_links_only_its_url() -> None:
+    hostile = "> *SECURITY NOTICE:* sign in at https://slack-login.evil.example/auth @here"
+    reply = Reply("n1", "node <!channel>", hostile, "https://storage.example.com/o.mp4", True)
+    text = reply_message(reply, "slack", Message(text="")).text
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "*SECURITY" not in text  # the asterisks are look-alikes, not bold
+    assert "https://slack-login" not in text and "@here" not in text  # not linked by Slack
+    assert "\n>" not in text  # no quote
+    assert text.endswith("<https://storage.example.com/o.mp4|Download>")
