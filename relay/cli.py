@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config, load_sections
+from relay.confmodel import route_label
 from relay.dryrun import DryRunError, route_test, sample_bytes, sample_names
 from relay.logs import setup_logging
 from relay.receiver import SIGNATURE_HEADER
@@ -183,7 +184,7 @@ def summary(loaded: LoadedConfig) -> str:
         lines.append(f"    - {name} ({channel.type})")
     lines.append(f"  routes ({len(config.routes)}):")
     for index, route in enumerate(config.routes):
-        label = route.name or f"routes[{index}]"
+        label = route_label(route.name, index)
         extra = f", template {route.template}" if route.template else ""
         extra += ", stop" if route.stop else ""
         extra += f", mode {route.mode}" if route.mode != "post" else ""

@@ -512,7 +512,3 @@ def _template_issue(
         line += exc.lineno - 1  # a block scalar starts on the next line; close enough to find
     where = f" (line {exc.lineno} of the template)" if exc.lineno else ""
     return ConfigIssue(line, dotted(path), f"template error{where}: {exc.message}")
-
-
-def route_label(route: RouteSettings, index: int) -> str:
-    return route.name or f"routes[{index}]"

@@ -22,6 +22,7 @@ __all__ = [
     "Security",
     "StrictModel",
     "parse_duration",
+    "route_label",
     "suggest",
 ]
 
@@ -89,3 +90,11 @@ def suggest(name: str, known: list[str]) -> str:
     close = [by_case[name.lower()]] if name.lower() in by_case else []
     close = close or difflib.get_close_matches(name, known, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def route_label(name: str | None, index: int, *, quoted: bool = False) -> str:
+    """How messages name the route at ``routes[index]``: its ``name``, else ``routes[index]``;
+    ``quoted`` puts a name in quotes (within a sentence)."""
+    if not name:
+        return f"routes[{index}]"
+    return f"'{name}'" if quoted else name

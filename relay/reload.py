@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relay.config import ConfigError, ConfigIssue, LoadedConfig, RelayConfig, load_config
+from relay.confmodel import route_label
 from relay.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -176,9 +177,7 @@ class Reloader:
                 "changed": not unchanged,
                 "needs_restart": notes,
                 "channels": sorted(loaded.config.channels),
-                "routes": [
-                    route.name or f"routes[{i}]" for i, route in enumerate(loaded.config.routes)
-                ],
+                "routes": [route_label(r.name, i) for i, r in enumerate(loaded.config.routes)],
             }
             if self._on_reload is not None:
                 self._on_reload(relay.runtime)

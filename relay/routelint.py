@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from relay.confmodel import route_label
 from relay.matchers import FLAG_CARRIES, MATCH_KEYS, Matcher, agent_ids
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def route_warnings(config: RelayConfig) -> list[tuple[Path, str]]:
     routes = [
         _Route(
             index,
-            f"'{route.name}'" if route.name else f"routes[{index}]",
+            route_label(route.name, index, quoted=True),
             Matcher.compile(route.match, ids),
             Matcher.compile(route.not_, ids),
             route.stop,

@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from relay.config import RelayConfig, RouteSettings, route_label
+from relay.config import RelayConfig, RouteSettings
+from relay.confmodel import route_label
 from relay.events import Event
 from relay.matchers import MATCH_KEYS, Matcher, agent_ids
 
@@ -135,7 +136,7 @@ def _compile_route(
 ) -> Route:
     return Route(
         index=index,
-        name=route_label(settings, index),
+        name=route_label(settings.name, index),
         match=Matcher.compile(settings.match, agent_ids),
         exclude=Matcher.compile(settings.not_, agent_ids),
         channels=tuple(dict.fromkeys(settings.to)),

@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from relay.config import route_label
+from relay.confmodel import route_label
 from relay.runtime import Runtime
 from relay.store.base import (
     DELIVERY_STATES,
@@ -196,7 +196,7 @@ def config_json(relay: Relay) -> dict[str, Any]:
         },
         "routes": [
             {
-                "name": route_label(route, index),
+                "name": route_label(route.name, index),
                 **_masked(
                     route.model_dump(
                         mode="json", by_alias=True, exclude_none=True, exclude={"name"}
