@@ -6,7 +6,9 @@
   ``-10**15``), routed to one channel: the answer, RSS before and after (``VmRSS``; ``VmHWM`` is the peak), what became
   of its deliveries;
 - a ~700 KB event with 20,000 ``updated_nodes``, delivered to every channel;
-- the same body to ``POST /api/route-test``.
+- the same body to ``POST /api/route-test``;
+- 25 unsigned clients that each declare a 1,000-byte body and send one byte of it (more than
+  ``server.max_in_flight``, set to 20 here), then 5 signed webhooks: how many are accepted.
 
 Meanwhile a thread polls ``GET /healthz`` every 20 ms on one keep-alive connection; the tables
 give the slowest answer while each event was handled (until all its deliveries were done).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import tempfile
 import threading
 import time
@@ -37,6 +40,11 @@ ADMIN_TOKEN = "bench-admin-token"
 AGENT = "123e4567-e89b-12d3-a456-789012345678"
 NEGATIVE_AGENT = "0e6a7c1e-0000-4000-8000-00000000bad1"
 """Its events go to one channel only (a route with ``stop: true``)."""
+
+
+FLOOD_SLOTS = 20
+FLOOD_CLIENTS = 25
+FLOOD_SIGNED = 5
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ def _config(channels: int) -> str:
         f'  secrets: ["{SECRET}"]',
         "server:",
         f'  admin_token: "{ADMIN_TOKEN}"',
+        f"  max_in_flight: {FLOOD_SLOTS}",
         "store:",
         "  url: sqlite:///relay.db",
         "delivery:",
@@ -145,7 +154,11 @@ class Client:
     def __init__(self, webhook_url: str) -> None:
         parts = urlsplit(webhook_url)
         self.base = f"{parts.scheme}://{parts.netloc}"
-        self._host, self._port, self._path = parts.hostname, parts.port, parts.path
+        self.host, self.port, self.path = (
+            parts.hostname or "127.0.0.1",
+            parts.port or 80,
+            parts.path,
+        )
 
     def request(
         self,
@@ -154,7 +167,7 @@ class Client:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection(self._host or "127.0.0.1", self._port, timeout=120)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             answer = conn.getresponse()
@@ -164,7 +177,7 @@ class Client:
 
     def post_event(self, body: bytes) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json", "X-Mosaic-Signature": SECRET}
-        return self.request("POST", self._path, body, headers)
+        return self.request("POST", self.path, body, headers)
 
     def api(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
@@ -257,9 +270,35 @@ def _big(params: HostileParams, client: Client) -> dict[str, Any]:
     return {"big": big, "route_test": route_test}
 
 
+def _flood(client: Client) -> dict[str, Any]:
+    """Unsigned slow bodies held open while signed webhooks arrive."""
+    head = (
+        f"POST {client.path} HTTP/1.1\r\nHost: relay\r\nContent-Length: 1000\r\n\r\n{{"
+    ).encode()
+    sockets = []
+    try:
+        for _ in range(FLOOD_CLIENTS):
+            sock = socket.create_connection((client.host, client.port), timeout=30)
+            sock.sendall(head)
+            sockets.append(sock)
+        time.sleep(0.5)  # let the server take them in before the signed ones arrive
+        statuses = [
+            client.post_event(negative_counts_event(f"flood-{n}", 1, 0))[0]
+            for n in range(FLOOD_SIGNED)
+        ]
+    finally:
+        for sock in sockets:
+            sock.close()
+    return {"signed_accepted": sum(s < 300 for s in statuses), "statuses": statuses}
+
+
 def run(params: HostileParams = FULL) -> Result:
     with _relay(params) as (relay, client):
-        figures = {"negative": _negative(params, relay, client), **_big(params, client)}
+        figures = {
+            "negative": _negative(params, relay, client),
+            **_big(params, client),
+            "flood": _flood(client),
+        }
     return _report(params, figures)
 
 
@@ -296,7 +335,16 @@ def _report(params: HostileParams, f: dict[str, Any]) -> Result:
         "from the webhook POST until every delivery was sent or dead; 'after accept' leaves out "
         "the polls that started before the webhook was answered."
     )
-    result = Result("hostile", [negative, loop], {"params": asdict(params), **f})
+    flood = Table(
+        f"hostile: {FLOOD_CLIENTS} unsigned slow bodies, max_in_flight {FLOOD_SLOTS}, then "
+        f"{FLOOD_SIGNED} signed webhooks",
+        ["signed accepted", "answers"],
+    )
+    flood.add(
+        f"{f['flood']['signed_accepted']}/{FLOOD_SIGNED}",
+        " ".join(map(str, f["flood"]["statuses"])),
+    )
+    result = Result("hostile", [negative, loop, flood], {"params": asdict(params), **f})
     result.target(
         "/healthz while the big event is delivered",
         "≤ 100 ms",
@@ -308,6 +356,12 @@ def _report(params: HostileParams, f: dict[str, Any]) -> Result:
         "≤ 100 ms",
         f"{route['healthz_max_ms']:.0f} ms",
         route["healthz_max_ms"] <= 100,
+    )
+    result.target(
+        "signed webhooks accepted during the unsigned flood",
+        f"{FLOOD_SIGNED}/{FLOOD_SIGNED}",
+        f"{f['flood']['signed_accepted']}/{FLOOD_SIGNED}",
+        f["flood"]["signed_accepted"] == FLOOD_SIGNED,
     )
     return result
 
