@@ -16,9 +16,11 @@ def test_hostile_tiny() -> None:
     assert data["big"]["status"] == 202
     assert data["big"]["deliveries"] == "2 sent, 0 dead"
     assert data["route_test"]["status"] == 200
+    assert data["flood"]["signed_accepted"] == hostile.FLOOD_SIGNED
     assert {t["target"] for t in result.targets} == {
         "/healthz while the big event is delivered",
         "/healthz during the big route test",
+        "signed webhooks accepted during the unsigned flood",
     }
 
 
