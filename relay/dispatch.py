@@ -238,7 +238,11 @@ class Dispatcher:
         wait = await self._acquire_rate(channel.rate_key, runtime.rate_limits.get(job.channel), now)
         if wait > 0:
             await self._store.mark_retry(
-                job.id, next_attempt_at=now + wait, error="paced by rate limit", count_attempt=False
+                job.id,
+                next_attempt_at=now + wait,
+                error="paced by rate limit",
+                now=now,
+                count_attempt=False,
             )
             self._count(job, "paced")
             return
@@ -281,6 +285,7 @@ class Dispatcher:
                         job.id,
                         next_attempt_at=outcome.at,
                         error="waiting for the card's interval",
+                        now=self._clock(),
                         count_attempt=False,
                     )
                     return
@@ -343,7 +348,7 @@ class Dispatcher:
             await self._dead(job, f"gave up after {delivery.max_age:g}s: {reason}")
             return
         await self._store.mark_retry(
-            job.id, next_attempt_at=now + delay, error=reason, count_attempt=count
+            job.id, next_attempt_at=now + delay, error=reason, now=now, count_attempt=count
         )
         self._count(job, "retried")
         log.warning(

@@ -141,9 +141,16 @@ class Store(Protocol):
         ...
 
     async def mark_retry(
-        self, job_id: str, *, next_attempt_at: float, error: str, count_attempt: bool = True
+        self,
+        job_id: str,
+        *,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        count_attempt: bool = True,
     ) -> None:
-        """Back to pending, due at ``next_attempt_at``; ``attempts`` grows if ``count_attempt``."""
+        """Back to pending, due at ``next_attempt_at``; ``attempts`` grows if ``count_attempt``.
+        ``now`` is when the try ended (the attempt log's time, in stores that keep one)."""
         ...
 
     async def mark_dead(self, job_id: str, *, error: str, now: float) -> None: ...

@@ -194,9 +194,16 @@ class RedisStore:
         await self._run("mark_sent", job_id, _num(now))
 
     async def mark_retry(
-        self, job_id: str, *, next_attempt_at: float, error: str, count_attempt: bool = True
+        self,
+        job_id: str,
+        *,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        count_attempt: bool = True,
     ) -> None:
-        """Only while this consumer holds the lease (a replica that lost it changes nothing)."""
+        """Only while this consumer holds the lease (a replica that lost it changes nothing).
+        ``now`` is not kept (this store keeps no attempt log)."""
         count = "1" if count_attempt else "0"
         await self._run("mark_retry", job_id, _num(next_attempt_at), error, count, self.consumer)
 

@@ -18,7 +18,6 @@ import asyncio
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from pathlib import Path
@@ -191,11 +190,16 @@ class SQLiteStore:
         await self._write(lambda c: _finish(c, job_id, "sent", now, None, rendered))
 
     async def mark_retry(
-        self, job_id: str, *, next_attempt_at: float, error: str, count_attempt: bool = True
+        self,
+        job_id: str,
+        *,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        count_attempt: bool = True,
     ) -> None:
-        at = time.time()
         await self._write(
-            lambda c: _retry(c, _job_key(job_id), next_attempt_at, error, count_attempt, at)
+            lambda c: _retry(c, _job_key(job_id), next_attempt_at, error, count_attempt, now)
         )
 
     async def mark_dead(self, job_id: str, *, error: str, now: float) -> None:

@@ -144,7 +144,7 @@ async def test_one_run_reaches_a_channel_in_acceptance_order(store: Store) -> No
     assert sorted(job.event_id for job in first) == ["e0", "x"]
     e0 = next(job for job in first if job.event_id == "e0")
 
-    await store.mark_retry(e0.id, next_attempt_at=T0 + 20, error="503")
+    await store.mark_retry(e0.id, next_attempt_at=T0 + 20, error="503", now=T0)
     assert await claim_ids(store, T0 + 11) == []
     retried = await claim_one(store, T0 + 20, "e0")
     assert retried.id == e0.id
@@ -199,15 +199,17 @@ async def test_rate_limited_retries_do_not_count_attempts(store: Store) -> None:
     await store.accept(new_event("e1"), specs("c"))
     job = await claim_one(store, T0, "e1")
 
-    await store.mark_retry(job.id, next_attempt_at=T0 + 1, error="429", count_attempt=False)
+    await store.mark_retry(job.id, next_attempt_at=T0 + 1, error="429", now=T0, count_attempt=False)
     job = await claim_one(store, T0 + 1, "e1")
     assert (job.attempts, job.last_error, job.next_attempt_at) == (0, "429", T0 + 1)
 
-    await store.mark_retry(job.id, next_attempt_at=T0 + 2, error="timeout")
+    await store.mark_retry(job.id, next_attempt_at=T0 + 2, error="timeout", now=T0 + 1)
     job = await claim_one(store, T0 + 2, "e1")
     assert (job.attempts, job.last_error) == (1, "timeout")
 
-    await store.mark_retry(job.id, next_attempt_at=T0 + 3, error="500", count_attempt=True)
+    await store.mark_retry(
+        job.id, next_attempt_at=T0 + 3, error="500", now=T0 + 2, count_attempt=True
+    )
     job = await claim_one(store, T0 + 3, "e1")
     assert job.attempts == 2
 
@@ -217,7 +219,7 @@ async def test_a_late_mark_does_not_revive_a_finished_job(store: Store) -> None:
     job = await claim_one(store, T0, "e1")
     await store.mark_sent(job.id, now=T0)
 
-    await store.mark_retry(job.id, next_attempt_at=T0, error="stale worker")
+    await store.mark_retry(job.id, next_attempt_at=T0, error="stale worker", now=T0)
     await store.release(job.id)
     await store.mark_dead(job.id, error="stale worker", now=T0)
 
@@ -229,7 +231,7 @@ async def test_unknown_job_ids_are_ignored(store: Store) -> None:
     huge = "9" * 23  # past SQLite's 64-bit integers
     for job_id in ["999999", "not-a-job", huge, "-" + huge, str(2**63), "", "١٢"]:
         await store.mark_sent(job_id, now=T0)
-        await store.mark_retry(job_id, next_attempt_at=T0, error="x")
+        await store.mark_retry(job_id, next_attempt_at=T0, error="x", now=T0)
         await store.mark_dead(job_id, error="x", now=T0)
         await store.release(job_id)
         assert await store.replay(job_id, now=T0) == 0
@@ -245,7 +247,7 @@ async def test_next_due_at_follows_the_claimable_jobs(store: Store) -> None:
     job = await claim_one(store, T0, "e0")
     assert await store.next_due_at() == T0 + LEASE
 
-    await store.mark_retry(job.id, next_attempt_at=T0 + 60, error="503")
+    await store.mark_retry(job.id, next_attempt_at=T0 + 60, error="503", now=T0)
     assert await store.next_due_at() == T0 + 60
 
     job = await claim_one(store, T0 + 60, "e0")
@@ -262,7 +264,7 @@ async def test_next_due_at_follows_the_claimable_jobs(store: Store) -> None:
 
 async def kill(store: Store, event_id: str, now: float, error: str = "bad request") -> Job:
     job = await claim_one(store, now, event_id)
-    await store.mark_retry(job.id, next_attempt_at=now, error="first try")
+    await store.mark_retry(job.id, next_attempt_at=now, error="first try", now=now)
     job = await claim_one(store, now, event_id)
     await store.mark_dead(job.id, error=error, now=now)
     return job
@@ -290,9 +292,9 @@ async def test_attempts_count_every_try_that_ended_including_the_last(store: Sto
     refused = await claim_one(store, T0, "e1")
     await store.mark_dead(refused.id, error="invalid_auth", now=T0)
     job = await claim_one(store, T0, "e2")
-    await store.mark_retry(job.id, next_attempt_at=T0, error="timeout")
+    await store.mark_retry(job.id, next_attempt_at=T0, error="timeout", now=T0)
     job = await claim_one(store, T0, "e2")
-    await store.mark_retry(job.id, next_attempt_at=T0, error="429", count_attempt=False)
+    await store.mark_retry(job.id, next_attempt_at=T0, error="429", now=T0, count_attempt=False)
     job = await claim_one(store, T0, "e2")
     await store.mark_dead(job.id, error="gave up", now=T0)
 

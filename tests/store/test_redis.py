@@ -141,7 +141,7 @@ async def test_marks_from_a_replica_that_lost_its_lease_change_nothing(
     (job,) = await b.claim(now=T0 + LEASE + 1, lease=LEASE, limit=10)
     assert job.id == stale.id
 
-    await a.mark_retry(stale.id, next_attempt_at=T0, error="stale")
+    await a.mark_retry(stale.id, next_attempt_at=T0, error="stale", now=T0 + LEASE + 2)
     await a.mark_dead(stale.id, error="stale", now=T0)
     await a.release(stale.id)
 
@@ -162,7 +162,7 @@ async def test_a_send_reported_by_the_previous_holder_still_counts(
     await b.claim(now=T0 + LEASE + 1, lease=LEASE, limit=10)
 
     await a.mark_sent(stale.id, now=T0 + LEASE + 2)
-    await b.mark_retry(stale.id, next_attempt_at=T0, error="too late")
+    await b.mark_retry(stale.id, next_attempt_at=T0, error="too late", now=T0 + LEASE + 2)
 
     assert [(s.state, s.count) for s in await b.status()] == [("sent", 1)]
     assert await b.next_due_at() is None

@@ -261,6 +261,25 @@ async def test_claim_reads_only_the_heads_index(store: SQLiteStore, db: Path) ->
     assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
+async def test_retries_and_waits_are_logged_at_the_time_the_caller_gives(
+    store: SQLiteStore,
+) -> None:
+    """Like sent and dead entries: a fake clock in the dispatcher shows in the attempt log."""
+    await store.accept(new_event("e1", at=1000.0), specs("c"))
+    [job] = await store.claim(now=1000.0, lease=30.0, limit=1)
+    await store.mark_retry(job.id, next_attempt_at=1010.0, error="HTTP 503", now=1001.0)
+    [job] = await store.claim(now=1010.0, lease=30.0, limit=1)
+    await store.mark_retry(
+        job.id, next_attempt_at=1020.0, error="429", count_attempt=False, now=1011.0
+    )
+    record = await store.get_event("e1")
+    assert record is not None
+    assert [(a.at, a.outcome, a.error) for a in record.jobs[0].log] == [
+        (1001.0, "retry", "HTTP 503"),
+        (1011.0, "wait", "429"),
+    ]
+
+
 async def test_prune_pages_through_ties(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

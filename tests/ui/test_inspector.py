@@ -84,10 +84,10 @@ def test_delivery_states() -> None:
 async def test_every_outcome_is_logged_with_time_and_error(store: SQLiteStore) -> None:
     await accept(store, event("e1"), "slack")
     job_id = await claim(store, "slack")
-    await store.mark_retry(job_id, next_attempt_at=T0, error="HTTP 503")
+    await store.mark_retry(job_id, next_attempt_at=T0, error="HTTP 503", now=T0)
     job_id = await claim(store, "slack")
     await store.mark_retry(
-        job_id, next_attempt_at=T0, error="rate limited (HTTP 429)", count_attempt=False
+        job_id, next_attempt_at=T0, error="rate limited (HTTP 429)", now=T0, count_attempt=False
     )
     job_id = await claim(store, "slack")
     await store.mark_dead(job_id, error="HTTP 400: invalid_auth", now=T0 + 5)
@@ -116,7 +116,7 @@ async def test_a_write_that_changes_nothing_logs_nothing(store: SQLiteStore) -> 
     job_id = await claim(store, "slack")
     await store.mark_sent(job_id, now=T0, rendered="once")
     await store.mark_sent(job_id, now=T0 + 1, rendered="twice")  # already sent
-    await store.mark_retry(job_id, next_attempt_at=T0, error="stale worker")
+    await store.mark_retry(job_id, next_attempt_at=T0, error="stale worker", now=T0)
     await store.mark_dead(job_id, error="stale worker", now=T0)
     await store.mark_sent("no-such-job", now=T0)
     record = await store.get_event("e1")
@@ -128,7 +128,9 @@ async def test_the_log_keeps_the_newest_entries_of_each_job(store: SQLiteStore) 
     await accept(store, event("e1"), "slack")
     for n in range(MAX_LOG + 5):
         job_id = await claim(store, "slack")
-        await store.mark_retry(job_id, next_attempt_at=T0, error=f"wait {n}", count_attempt=False)
+        await store.mark_retry(
+            job_id, next_attempt_at=T0, error=f"wait {n}", now=T0, count_attempt=False
+        )
     record = await store.get_event("e1")
     assert record is not None
     log = record.jobs[0].log
@@ -163,7 +165,7 @@ async def test_list_events_newest_first_with_states_per_channel(store: SQLiteSto
     slack = await claim(store, "slack")
     await store.mark_sent(slack, now=T0)
     mail = await claim(store, "mail")
-    await store.mark_retry(mail, next_attempt_at=T0, error="HTTP 503")
+    await store.mark_retry(mail, next_attempt_at=T0, error="HTTP 503", now=T0)
 
     records = await store.list_events()
     assert [r.event_id for r in records] == ["e3", "e2", "e1"]
@@ -248,7 +250,7 @@ async def test_counts_agree_with_the_states_of_the_jobs(store: SQLiteStore) -> N
         if action == "sent":
             await store.mark_sent(job_id, now=T0)
         elif action == "retry":
-            await store.mark_retry(job_id, next_attempt_at=T0 + 60, error="503")
+            await store.mark_retry(job_id, next_attempt_at=T0 + 60, error="503", now=T0)
         else:
             await store.mark_dead(job_id, error="404", now=T0)
     counts = await store.counts()
