@@ -6,6 +6,7 @@ A failure raises ``RetryableError`` (try again later, maybe after ``retry_after`
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -24,6 +25,7 @@ __all__ = [
     "RetryableError",
     "VerifyError",
     "classify_http_status",
+    "network_error",
     "parse_retry_after",
 ]
 
@@ -141,6 +143,18 @@ def classify_http_status(
     if status >= 500 or status in (408, 425):
         return RetryableError(what, retry_after=parse_retry_after(retry_after))
     return PermanentError(what)
+
+
+def network_error(exc: BaseException, where: str) -> RetryableError | None:
+    """A RetryableError for a timeout or connection failure, else None.
+
+    The reason names the exception class only: their texts may carry URLs.
+    """
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError | aiohttp.ServerTimeoutError):
+        return RetryableError(f"timed out talking to {where}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return RetryableError(f"cannot reach {where} ({type(exc).__name__})")
+    return None
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from relay.channels.base import (
     RetryableError,
     VerifyError,
 )
-from relay.channels.errors import scrub
+from relay.channels.scrub import scrub
 from relay.confmodel import Duration, RateLimit, Security
 
 __all__ = ["EmailChannel", "EmailSettings", "build_mail", "classify_smtp_error"]

@@ -33,10 +33,11 @@ from relay.channels.base import (
     RetryableError,
     VerifyError,
     classify_http_status,
+    network_error,
     parse_retry_after,
 )
-from relay.channels.errors import SDK_LOGGER, fingerprint, hide_in_logs, network_error, scrub
 from relay.channels.reach import reach
+from relay.channels.scrub import SDK_LOGGER, fingerprint, hide_in_logs, scrub
 from relay.confmodel import Duration, RateLimit
 
 __all__ = ["SlackChannel", "SlackSettings", "classify_slack_failure"]

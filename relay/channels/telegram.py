@@ -48,7 +48,7 @@ from relay.channels.base import (
     VerifyError,
     parse_retry_after,
 )
-from relay.channels.errors import fingerprint, hide_in_logs, scrub
+from relay.channels.scrub import fingerprint, hide_in_logs, scrub
 from relay.confmodel import Duration, RateLimit
 
 __all__ = ["TelegramChannel", "TelegramSettings", "classify_telegram_error"]

@@ -30,9 +30,10 @@ from relay.channels.base import (
     MessageRef,
     PermanentError,
     classify_http_status,
+    network_error,
 )
-from relay.channels.errors import fingerprint, network_error
 from relay.channels.reach import reach
+from relay.channels.scrub import fingerprint
 from relay.confmodel import Duration, RateLimit
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "WebhookSettings", "body_for", "sign"]

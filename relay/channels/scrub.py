@@ -1,4 +1,4 @@
-"""Helpers the HTTP channels share: keeping secrets out of reasons and logs, network failures.
+"""Keeping secrets out of delivery reasons and logs: scrubbing, fingerprints, log filters.
 
 Client libraries put secrets where we cannot stop them: python-telegram-bot builds URLs with the
 bot token in the path and logs them, httpx logs every request URL at INFO, slack-sdk logs the
@@ -8,17 +8,12 @@ loggers replaces it with ``***`` before any handler sees the record.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
 from collections.abc import Iterable
 
-import aiohttp
-
-from relay.channels.base import RetryableError
-
-__all__ = ["MASK", "SDK_LOGGER", "fingerprint", "hide_in_logs", "network_error", "scrub"]
+__all__ = ["MASK", "SDK_LOGGER", "fingerprint", "hide_in_logs", "scrub"]
 
 MASK = "***"
 
@@ -87,15 +82,3 @@ def hide_in_logs(*secrets: str | None) -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
-
-
-def network_error(exc: BaseException, where: str) -> RetryableError | None:
-    """A RetryableError for a timeout or connection failure, else None.
-
-    The reason names the exception class only: their texts may carry URLs.
-    """
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError | aiohttp.ServerTimeoutError):
-        return RetryableError(f"timed out talking to {where}")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return RetryableError(f"cannot reach {where} ({type(exc).__name__})")
-    return None
