@@ -7,6 +7,7 @@ A failure raises ``RetryableError`` (try again later, maybe after ``retry_after`
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -25,6 +26,7 @@ __all__ = [
     "RetryableError",
     "VerifyError",
     "classify_http_status",
+    "http_url",
     "network_error",
     "parse_retry_after",
 ]
@@ -36,6 +38,16 @@ class ChannelSettings(StrictModel):
     type: str
     template: str | None = None
     rate_limit: RateLimitSetting = None
+
+
+def http_url(value: str, example: str = "") -> str:
+    """``value`` without surrounding blanks when it is an absolute http(s) URL, else
+    ``ValueError`` naming ``example`` (the check of every URL setting)."""
+    url = value.strip()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL" + (f" such as {example}" if example else ""))
+    return url
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from relay.channels.base import (
     RetryableError,
     VerifyError,
     classify_http_status,
+    http_url,
     network_error,
     parse_retry_after,
 )
@@ -81,17 +82,16 @@ class SlackSettings(ChannelSettings):
 
     @field_validator("webhook_url")
     @classmethod
-    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _is_http_url(value.get_secret_value()):
-            raise ValueError("must be an http(s) URL (e.g. https://hooks.slack.com/services/...)")
-        return value
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        return SecretStr(http_url(value.get_secret_value(), "https://hooks.slack.com/services/…"))
 
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not _is_http_url(value):
-            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
-        return value if value.endswith("/") else value + "/"
+        url = http_url(value, "https://slack.com/api/")
+        return url if url.endswith("/") else url + "/"
 
     @model_validator(mode="after")
     def _one_mode(self) -> Self:
@@ -105,11 +105,6 @@ class SlackSettings(ChannelSettings):
         if self.webhook_url is not None and self.channel:
             raise ValueError("'channel' cannot be used with 'webhook_url' (Slack fixes it)")
         return self
-
-
-def _is_http_url(value: str) -> bool:
-    parts = urllib.parse.urlsplit(value.strip())
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def classify_slack_failure(status: int, code: str, retry_after: str | None) -> DeliveryError:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import urllib.parse
 import warnings
 from collections.abc import Awaitable
 from pathlib import Path
@@ -46,6 +45,7 @@ from relay.channels.base import (
     PermanentError,
     RetryableError,
     VerifyError,
+    http_url,
     parse_retry_after,
 )
 from relay.channels.scrub import fingerprint, hide_in_logs, scrub
@@ -89,10 +89,7 @@ class TelegramSettings(ChannelSettings):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        parts = urllib.parse.urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
-        return value.strip().rstrip("/")
+        return http_url(value, "https://api.telegram.org").rstrip("/")
 
 
 def _retry_after_seconds(exc: RetryAfter) -> float | None:

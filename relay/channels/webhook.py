@@ -30,6 +30,7 @@ from relay.channels.base import (
     MessageRef,
     PermanentError,
     classify_http_status,
+    http_url,
     network_error,
 )
 from relay.channels.reach import reach
@@ -55,10 +56,7 @@ class WebhookSettings(ChannelSettings):
     @field_validator("url")
     @classmethod
     def _url(cls, value: SecretStr) -> SecretStr:
-        parts = urllib.parse.urlsplit(value.get_secret_value().strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL")
-        return SecretStr(value.get_secret_value().strip())
+        return SecretStr(http_url(value.get_secret_value()))
 
     @field_validator("headers")
     @classmethod

@@ -1,8 +1,11 @@
-"""The one HTTP status table: every status class, and Retry-After handling."""
+"""The one HTTP status table: every status class, and Retry-After handling; the one URL check."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from pydantic import SecretStr, ValidationError
 
 from relay.channels.base import (
     PermanentError,
@@ -10,6 +13,9 @@ from relay.channels.base import (
     classify_http_status,
     parse_retry_after,
 )
+from relay.channels.slack import SlackSettings
+from relay.channels.telegram import TelegramSettings
+from relay.channels.webhook import WebhookSettings
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
@@ -72,3 +78,33 @@ def test_status_table(
 )
 def test_parse_retry_after(value: str | int | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
+
+
+URL_FIELDS: list[tuple[type[Any], dict[str, Any], str]] = [
+    (SlackSettings, {"type": "slack"}, "webhook_url"),
+    (SlackSettings, {"type": "slack", "token": "xoxb-1", "channel": "#x"}, "api_url"),
+    (TelegramSettings, {"type": "telegram", "token": "1:a", "chat_id": "1"}, "api_url"),
+    (WebhookSettings, {"type": "webhook"}, "url"),
+]
+
+
+def _url_of(settings: Any, field: str) -> str:
+    value = getattr(settings, field)
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+@pytest.mark.parametrize(("model", "base", "field"), URL_FIELDS)
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "example.com/x", "https://", "not a url"])
+def test_every_url_setting_takes_only_http_urls(
+    model: type[Any], base: dict[str, Any], field: str, url: str
+) -> None:
+    with pytest.raises(ValidationError, match=r"must be an http\(s\) URL"):
+        model.model_validate(base | {field: url})
+
+
+@pytest.mark.parametrize(("model", "base", "field"), URL_FIELDS)
+def test_every_url_setting_is_read_without_surrounding_blanks(
+    model: type[Any], base: dict[str, Any], field: str
+) -> None:
+    settings = model.model_validate(base | {field: "  https://relay.example.com/a  "})
+    assert _url_of(settings, field).rstrip("/") == "https://relay.example.com/a"
