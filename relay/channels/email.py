@@ -2,7 +2,8 @@
 
 Mails of one run thread together in mail clients: each carries ``In-Reply-To``/``References``
 pointing at an id derived from the run id (a parent that is never sent itself). Every header value
-built from event text has CR/LF removed, so event text cannot add headers.
+is made one line (``oneline``: no line breaks or control characters), so event text cannot add
+headers.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import logging
-import re
 from email.message import EmailMessage
 from pathlib import Path
 from typing import ClassVar, Literal, Self
@@ -31,18 +31,13 @@ from relay.channels.base import (
 )
 from relay.channels.scrub import scrub
 from relay.confmodel import Duration, RateLimit, Security
+from relay.render.limits import oneline
 
 __all__ = ["EmailChannel", "EmailSettings", "build_mail", "classify_smtp_error"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SUBJECT = "Mosaic run update"
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
-
-
-def one_line(value: str) -> str:
-    """A header-safe value: line breaks become single spaces."""
-    return _LINE_BREAKS.sub(" ", value).strip()
 
 
 def _address_domain(value: str) -> str:
@@ -80,7 +75,7 @@ class EmailSettings(ChannelSettings):
     @classmethod
     def _addresses(cls, value: str | list[str]) -> str | list[str]:
         for item in [value] if isinstance(value, str) else value:
-            if one_line(item) != item.strip():
+            if len(item.strip().splitlines()) > 1:
                 raise ValueError("an address cannot contain line breaks")
             _address_domain(item)
         return value
@@ -108,18 +103,18 @@ def build_mail(
     """The mail for ``message``; ``in_reply_to`` is a previous mail's Message-ID."""
     domain = settings.domain
     mail = EmailMessage()
-    mail["Subject"] = one_line(message.subject or DEFAULT_SUBJECT) or DEFAULT_SUBJECT
-    mail["From"] = one_line(settings.from_)
-    mail["To"] = ", ".join(one_line(a) for a in settings.to)
+    mail["Subject"] = oneline(message.subject or DEFAULT_SUBJECT) or DEFAULT_SUBJECT
+    mail["From"] = oneline(settings.from_)
+    mail["To"] = ", ".join(oneline(a) for a in settings.to)
     if settings.cc:
-        mail["Cc"] = ", ".join(one_line(a) for a in settings.cc)
+        mail["Cc"] = ", ".join(oneline(a) for a in settings.cc)
     mail["Date"] = email.utils.formatdate(localtime=True)
     mail["Message-ID"] = email.utils.make_msgid(idstring="relay", domain=domain)
     mail["Auto-Submitted"] = "auto-generated"
     mail["X-Auto-Response-Suppress"] = "All"
     references = [thread_id(message.run_id, domain)] if message.run_id else []
     if in_reply_to:
-        references.append(one_line(in_reply_to))
+        references.append(oneline(in_reply_to))
     if references:
         mail["In-Reply-To"] = references[-1]
         mail["References"] = " ".join(references)

@@ -103,6 +103,17 @@ def test_line_breaks_cannot_inject_headers() -> None:
     assert mail["Subject"] == "Done Bcc: victim@example.net X-Evil: 1"
 
 
+def test_header_values_carry_no_control_characters() -> None:
+    mail = build_mail(settings(25), message(subject="\x1b[31mDone\x07\u2028\u0085now", run_id="r"))
+    assert mail["Subject"] == "[31mDone now"
+
+
+def test_an_address_may_hold_a_tab_but_no_line_separator() -> None:
+    assert settings(25, **{"from": "Mosaic\tRelay <relay@example.com>"}).from_
+    with pytest.raises(ValidationError, match="line breaks"):
+        settings(25, to=["a@example.com\u2028Bcc: x@example.net"])
+
+
 def test_mails_of_one_run_thread_together() -> None:
     config = settings(25)
     first = build_mail(config, message(run_id="run-A"))
