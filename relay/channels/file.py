@@ -94,7 +94,7 @@ class FileChannel:
             try:
                 await asyncio.to_thread(self._append, line)
             except OSError as exc:
-                raise RetryableError(f"cannot write {self.path.name}: {exc.strerror}") from exc
+                raise RetryableError(f"cannot write {self.path.name}: {exc.strerror}") from None
         return None
 
     def _append(self, line: str) -> None:

@@ -1,8 +1,10 @@
-"""One contract every transport channel keeps, run over each channel type.
+"""One contract every channel keeps, run over each channel type (every type in the registry has
+a case here, or ``test_every_channel_type_has_a_contract_case`` fails).
 
 send succeeds with the expected ref type; a rate limit is retryable with the server's Retry-After;
 a server failure is retryable; a refusal is permanent; and no secret shows in settings, channel
-reprs, rate keys, raised errors or logs.
+reprs, rate keys, raised errors or logs. A fault the transport cannot meet (a console has no
+server, a file no refusal) is left out of its case.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
@@ -36,14 +38,14 @@ class Harness:
     """A channel type wired to a local server, with the faults that server can inject."""
 
     settings: dict[str, Any]
-    bad_settings: dict[str, Any]
+    bad_settings: dict[str, Any] | None
     """Settings the server refuses (wrong token, password, webhook path)."""
     secrets: list[str]
     ref_type: type
     rate_limit: Callable[[], None] | None
     """Queue one 429 with ``Retry-After: 2``; None where the protocol has no such answer."""
-    server_error: Callable[[], None]
-    refusal: Callable[[], None]
+    server_error: Callable[[], None] | None
+    refusal: Callable[[], None] | None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,13 +138,56 @@ def webhook(request: pytest.FixtureRequest) -> Harness:
     )
 
 
-HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
-    "slack-token": slack_token,
-    "slack-webhook": slack_webhook,
-    "telegram": telegram,
-    "email": email,
-    "webhook": webhook,
+def console(request: pytest.FixtureRequest) -> Harness:
+    return Harness(
+        settings={"type": "console"},
+        bad_settings=None,
+        secrets=[],
+        ref_type=type(None),
+        rate_limit=None,
+        server_error=None,
+        refusal=None,
+    )
+
+
+def file(request: pytest.FixtureRequest) -> Harness:
+    path: Path = request.getfixturevalue("tmp_path") / "out" / "deliveries.jsonl"
+
+    def unwritable() -> None:  # a folder where the file should be: every append fails
+        path.unlink(missing_ok=True)
+        path.mkdir(parents=True)
+
+    return Harness(
+        settings={"type": "file", "path": str(path)},
+        bad_settings=None,
+        secrets=[],
+        ref_type=type(None),
+        rate_limit=None,
+        server_error=unwritable,
+        refusal=None,
+        extra={"reset": lambda: path.rmdir() if path.is_dir() else None},
+    )
+
+
+class Case(NamedTuple):
+    channel_type: str
+    harness: Callable[[pytest.FixtureRequest], Harness]
+
+
+CASES: dict[str, Case] = {
+    "console": Case("console", console),
+    "file": Case("file", file),
+    "slack-token": Case("slack", slack_token),
+    "slack-webhook": Case("slack", slack_webhook),
+    "telegram": Case("telegram", telegram),
+    "email": Case("email", email),
+    "webhook": Case("webhook", webhook),
 }
+
+
+def test_every_channel_type_has_a_contract_case() -> None:
+    missing = set(REGISTRY) - {case.channel_type for case in CASES.values()}
+    assert not missing, f"add a contract case for the channel types {sorted(missing)}"
 
 
 def build(settings: dict[str, Any]) -> Channel:
@@ -150,10 +195,13 @@ def build(settings: dict[str, Any]) -> Channel:
     return kind.factory("contract", kind.settings.model_validate(settings), Path("."))
 
 
-@pytest.fixture(params=list(HARNESSES))
+@pytest.fixture(params=list(CASES))
 def harness(request: pytest.FixtureRequest) -> Harness:
     """Only the chosen channel type's server is started (fixtures requested on demand)."""
-    return HARNESSES[request.param](request)
+    case = CASES[request.param]
+    harness = case.harness(request)
+    assert harness.settings["type"] == case.channel_type
+    return harness
 
 
 async def test_channel_contract(
@@ -177,34 +225,39 @@ async def test_channel_contract(
         errors.append(limited.value)
         reset()
 
-    harness.server_error()
-    with pytest.raises(RetryableError) as failing:
-        await channel.send(MESSAGE)
-    assert not failing.value.rate_limited
-    errors.append(failing.value)
-    reset()
+    if harness.server_error is not None:
+        harness.server_error()
+        with pytest.raises(RetryableError) as failing:
+            await channel.send(MESSAGE)
+        assert not failing.value.rate_limited
+        errors.append(failing.value)
+        reset()
 
-    harness.refusal()
-    with pytest.raises(PermanentError) as refused:
-        await channel.send(MESSAGE)
-    errors.append(refused.value)
-    reset()
+    if harness.refusal is not None:
+        harness.refusal()
+        with pytest.raises(PermanentError) as refused:
+            await channel.send(MESSAGE)
+        errors.append(refused.value)
+        reset()
 
-    harness.extra.get("bad", lambda: None)()
-    bad = build(harness.bad_settings)
-    await bad.start(session)
-    with pytest.raises(PermanentError) as rejected:
-        await bad.send(MESSAGE)
-    errors.append(rejected.value)
-    reset()
+    channels = [channel]
+    if harness.bad_settings is not None:
+        harness.extra.get("bad", lambda: None)()
+        bad = build(harness.bad_settings)
+        channels.append(bad)
+        await bad.start(session)
+        with pytest.raises(PermanentError) as rejected:
+            await bad.send(MESSAGE)
+        errors.append(rejected.value)
+        reset()
 
     assert isinstance(await channel.send(MESSAGE), harness.ref_type)  # healthy again
-    await channel.close()
-    await bad.close()
+    for each in channels:
+        await each.close()
 
     settings = REGISTRY[harness.settings["type"]].settings.model_validate(harness.settings)
     exposed = [repr(settings), str(settings), settings.model_dump_json(), caplog.text]
-    for each in (channel, bad):
+    for each in channels:
         exposed += [repr(each), str(each), each.rate_key]
     for error in errors:
         exposed += [str(error), repr(error), error.reason]
