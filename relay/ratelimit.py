@@ -1,4 +1,8 @@
-"""Token buckets per destination (``Channel.rate_key``), in this process."""
+"""Token buckets per destination (``Channel.rate_key``), in this process.
+
+The Redis store's ``acquire_rate`` (a Lua script) is the same bucket shared by replicas; one table
+of cases in the tests runs against both, so they keep the same rules.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +61,7 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(tokens=float(limit.burst), updated=now)
         elapsed = max(0.0, now - bucket.updated)
         bucket.tokens = min(float(limit.burst), bucket.tokens + elapsed * limit.per_second)
-        bucket.updated = now
+        bucket.updated = max(bucket.updated, now)  # an earlier clock must not refill it twice
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0

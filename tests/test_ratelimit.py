@@ -1,16 +1,94 @@
+"""Token buckets and 429 holds. The bucket has two implementations, this process's
+``RateLimiter`` and the Redis store's shared one (a Lua script): one table of cases runs against
+both, so they cannot drift apart."""
+
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
 
 from relay.confmodel import RateLimit
 from relay.ratelimit import RateLimiter
+from relay.store import RedisStore
+from tests.redis_server import RedisServer, redis_namespace, redis_server  # noqa: F401
+
+T0 = 1000.0
+
+Acquire = Callable[[str, float, int, float], Awaitable[float]]
+"""Take a token from bucket ``key`` (``per_second``, ``burst``) at ``now``: 0 or the wait."""
 
 
-def test_token_bucket_allows_a_burst_then_paces() -> None:
+async def _local(request: pytest.FixtureRequest) -> AsyncIterator[Acquire]:
     limiter = RateLimiter()
-    limit = RateLimit(per_second=2, burst=3)
-    assert [limiter.try_acquire("k", limit, 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.try_acquire("k", limit, 0.0) == 0.5
-    assert limiter.try_acquire("k", limit, 0.5) == 0.0
-    assert limiter.try_acquire("other", limit, 0.5) == 0.0  # buckets are per destination
+
+    async def acquire(key: str, per_second: float, burst: int, now: float) -> float:
+        return limiter.try_acquire(key, RateLimit(per_second=per_second, burst=burst), now)
+
+    yield acquire
+
+
+async def _redis(request: pytest.FixtureRequest) -> AsyncIterator[Acquire]:
+    server: RedisServer = request.getfixturevalue("redis_server")
+    namespace: str = request.getfixturevalue("redis_namespace")
+    store = RedisStore(server.url, namespace=namespace, sync=server.sync)
+    await store.open()
+    try:
+        yield store.acquire_rate
+    finally:
+        await store.close()
+
+
+BUCKETS: dict[str, Callable[[pytest.FixtureRequest], AsyncIterator[Acquire]]] = {
+    "local": _local,
+    "redis": _redis,
+}
+"""Implementation name -> a factory that yields its ``acquire``."""
+
+
+@pytest.fixture(params=sorted(BUCKETS))
+async def acquire(request: pytest.FixtureRequest) -> AsyncIterator[Acquire]:
+    async for made in BUCKETS[request.param](request):
+        yield made
+
+
+@dataclass(frozen=True)
+class BucketCase:
+    per_second: float
+    burst: int
+    tries: tuple[tuple[float, float], ...]
+    """``(now, expected wait)`` in order, ``now`` relative to ``T0``."""
+
+
+BUCKET_CASES = {
+    "a full bucket allows its burst, then paces": BucketCase(
+        2.0, 3, ((0, 0), (0, 0), (0, 0), (0, 0.5), (0.5, 0), (0.5, 0.5))
+    ),
+    "it refills at the rate, never beyond the burst": BucketCase(
+        1.0, 2, ((0, 0), (0, 0), (100, 0), (100, 0), (100, 1.0))
+    ),
+    "a partial refill shortens the wait": BucketCase(
+        4.0, 1, ((0, 0), (0.125, 0.125), (0.25, 0))
+    ),
+    "a refused try takes nothing": BucketCase(1.0, 1, ((0, 0), (0, 1.0), (0, 1.0), (1, 0))),
+    "a rate below one per second": BucketCase(0.5, 1, ((0, 0), (0, 2.0), (1, 1.0), (2, 0))),
+    "an earlier clock cannot refill the bucket": BucketCase(
+        1.0, 1, ((10, 0), (0, 1.0), (10.5, 0.5), (11, 0))
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BUCKET_CASES.values(), ids=BUCKET_CASES.keys())
+async def test_token_bucket(acquire: Acquire, case: BucketCase) -> None:
+    waits = [await acquire("k", case.per_second, case.burst, T0 + at) for at, _ in case.tries]
+    assert waits == pytest.approx([wait for _, wait in case.tries])
+
+
+async def test_buckets_are_per_destination(acquire: Acquire) -> None:
+    assert await acquire("k", 1.0, 1, T0) == 0
+    assert await acquire("k", 1.0, 1, T0) == pytest.approx(1.0)
+    assert await acquire("other", 1.0, 1, T0) == 0
 
 
 def test_retry_after_holds_the_destination_exactly() -> None:

@@ -427,6 +427,8 @@ end
 return forgotten
 """
 
+# The token bucket of ``relay.ratelimit.RateLimiter.try_acquire``, shared by replicas; the same
+# table of cases tests both.
 _ACQUIRE_RATE = """
 local key = P .. 'rate:' .. ARGV[2]
 local rate, burst, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
