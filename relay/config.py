@@ -306,7 +306,7 @@ def _parse(
         raise ConfigError(source, _in_file_order(issues))
     warnings = [
         ConfigIssue(located.line_of(path), dotted(path), message, warning=True)
-        for path, message in route_warnings(config)
+        for path, message in route_warnings(config.routes, config.agents, config.channels)
     ]
     return config, unset, _in_file_order(warnings)
 

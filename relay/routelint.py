@@ -8,17 +8,14 @@ These are warnings, not errors: ``relay check`` prints them and succeeds, ``serv
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from relay.confmodel import route_label
-from relay.matchers import FLAG_CARRIES, MATCH_KEYS, Matcher, agent_ids
+from relay.matchers import FLAG_CARRIES, MATCH_KEYS, Matcher, MatchSpec, agent_ids
 
-if TYPE_CHECKING:
-    from relay.config import RelayConfig
-
-__all__ = ["route_warnings"]
+__all__ = ["RouteSpec", "route_warnings"]
 
 Path = tuple[str | int, ...]
 _CARRIED = ("status", "trigger")
@@ -38,10 +35,32 @@ class _Route:
         return self.match.flag is not None and "TEST" in self.match.flag
 
 
-def route_warnings(config: RelayConfig) -> list[tuple[Path, str]]:
-    """``(path, message)`` for each route that cannot deliver and each unused channel."""
-    ids = agent_ids(config.agents)
-    routes = [
+class RouteSpec(Protocol):
+    """What the checks read of a route (a ``relay.config.RouteSettings``)."""
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def match(self) -> MatchSpec | None: ...
+
+    @property
+    def not_(self) -> MatchSpec | None: ...
+
+    @property
+    def stop(self) -> bool: ...
+
+    @property
+    def to(self) -> Sequence[str]: ...
+
+
+def route_warnings(
+    routes: Sequence[RouteSpec], agents: Mapping[str, str], channels: Iterable[str]
+) -> list[tuple[Path, str]]:
+    """``(path, message)`` for each of a config's ``routes`` that cannot deliver, and each of
+    its ``channels`` no route uses."""
+    ids = agent_ids(agents)
+    compiled = [
         _Route(
             index,
             route_label(route.name, index, quoted=True),
@@ -49,20 +68,20 @@ def route_warnings(config: RelayConfig) -> list[tuple[Path, str]]:
             Matcher.compile(route.not_, ids),
             route.stop,
         )
-        for index, route in enumerate(config.routes)
+        for index, route in enumerate(routes)
     ]
     found: list[tuple[Path, str]] = []
     dead: set[int] = set()
-    for route in routes:
+    for route in compiled:
         problems = _never_matches(route)
         if problems:
             dead.add(route.index)
         found += problems
-    found += _shadowed([route for route in routes if route.index not in dead])
-    used = {channel for route in config.routes for channel in route.to}
+    found += _shadowed([route for route in compiled if route.index not in dead])
+    used = {channel for route in routes for channel in route.to}
     found += [
         (("channels", name), f"channel '{name}' is not used by any route")
-        for name in config.channels
+        for name in channels
         if name not in used
     ]
     return found
