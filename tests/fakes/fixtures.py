@@ -1,6 +1,6 @@
 """Pytest fixtures yielding started fakes; load with ``pytest_plugins = ["tests.fakes.fixtures"]``.
 
-Both clear the proxy variables first: slack-sdk reads ``HTTP(S)_PROXY`` and ignores ``NO_PROXY``.
+Each clears the proxy variables first: slack-sdk reads ``HTTP(S)_PROXY`` and ignores ``NO_PROXY``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.fakes.mosaic import FakeMosaic
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 
-__all__ = ["clear_proxy_env", "fake_slack", "fake_telegram"]
+__all__ = ["clear_proxy_env", "fake_mosaic", "fake_slack", "fake_telegram"]
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -36,3 +37,11 @@ async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTe
     clear_proxy_env(monkeypatch)
     async with FakeTelegram() as telegram:
         yield telegram
+
+
+@pytest.fixture
+async def fake_mosaic(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeMosaic]:
+    """Key ``mk_test_key_0123456789``; no agents or runs until the test adds them."""
+    clear_proxy_env(monkeypatch)
+    async with FakeMosaic() as mosaic:
+        yield mosaic
