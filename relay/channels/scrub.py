@@ -30,6 +30,7 @@ _FILTERED_LOGGERS = (
     "telegram.request",
     "telegram.request.BaseRequest",
     "telegram.request.HTTPXRequest",
+    "relay.mosaic",  # the Mosaic API client (relay.mosaic.client.LOGGER_NAME)
 )
 
 
