@@ -31,7 +31,7 @@ from relay.channels.base import (
 )
 from relay.channels.scrub import scrub
 from relay.confmodel import Duration, RateLimit, Security
-from relay.render.limits import oneline
+from relay.text import oneline
 
 __all__ = ["EmailChannel", "EmailSettings", "build_mail", "classify_smtp_error"]
 
@@ -63,6 +63,8 @@ class EmailSettings(ChannelSettings):
     subject: str | None = None
     """A Jinja template for the subject; the renderer uses it, the channel sends message.subject."""
     timeout: Duration = 30.0
+
+    template_fields: ClassVar[tuple[str, ...]] = ("subject",)
 
     @field_validator("host")
     @classmethod

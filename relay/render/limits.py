@@ -12,7 +12,8 @@ through these functions:
   ``@`` and ``#``, so no Slack client links a bare URL, host name, e-mail address, ``@here`` or
   ``#channel`` by itself (clients do, even in ``plain_text`` and ``verbatim`` text).
 - HTML (Telegram, email): markupsafe escaping; links only for http(s) URLs (``safe_url``).
-- ``oneline``: no CR/LF or other control characters (email subject and other one-line values).
+- ``oneline`` (from ``relay.text``, shared with the channels): no CR/LF or other control
+  characters (email subject and other one-line values).
 
 Lengths are counted in UTF-16 code units (what Telegram counts; never less than code points).
 Truncation ends with ``…`` and never splits a grapheme (surrogate pair, combining sequence,
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 from markupsafe import Markup, escape
+
+from relay.text import oneline
 
 __all__ = [
     "ELLIPSIS",
@@ -59,7 +62,6 @@ _DROP = {
 }
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NEWLINES = re.compile(r"\r\n?")
-_BLANKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 class SlackText(str):
@@ -81,11 +83,6 @@ def clean_text(text: str) -> str:
     if _SURROGATE.search(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return _NEWLINES.sub("\n", text).translate(_DROP)
-
-
-def oneline(value: object) -> str:
-    """One line: any run of whitespace or control characters (CR, LF, U+2028…) becomes a space."""
-    return _BLANKS.sub(" ", "" if value is None else str(value)).strip()
 
 
 def safe_url(value: object) -> str | None:
