@@ -11,7 +11,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -29,10 +29,13 @@ from relay.events import Event
 from relay.metrics import Metrics, flag_label
 from relay.rejections import RejectionLog
 from relay.render.limits import oneline
-from relay.runtime import Runtime
 from relay.store.base import JobSpec, NewEvent, Store
 
-__all__ = ["BadPayload", "Receiver", "canonical_json", "parse_json"]
+if TYPE_CHECKING:
+    from relay.config import ServerSettings
+    from relay.routing import Router
+
+__all__ = ["BadPayload", "Ingress", "Receiver", "canonical_json", "parse_json"]
 
 log = logging.getLogger("relay.receiver")
 
@@ -220,11 +223,27 @@ def decode_event(body: bytes) -> tuple[Event, bytes]:
     return event, canonical_json(payload)
 
 
+class Ingress(Protocol):
+    """What the webhook handler reads of the config serving now (a ``Runtime`` is one)."""
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def secrets(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def allow_unsigned(self) -> bool: ...
+
+    @property
+    def server(self) -> ServerSettings: ...
+
+
 class Receiver:
     def __init__(
         self,
         store: Store,
-        runtime: Callable[[], Runtime],
+        ingress: Callable[[], Ingress],
         on_accepted: Callable[[], None],
         *,
         clock: Callable[[], float] = time.time,
@@ -233,7 +252,7 @@ class Receiver:
     ) -> None:
         self._metrics = metrics
         self._store = store
-        self._runtime = runtime
+        self._ingress = ingress
         self._on_accepted = on_accepted
         self._clock = clock
         self._in_flight = 0
@@ -261,14 +280,14 @@ class Receiver:
             answer = error(503, "shutting down; retry shortly")
             answer.force_close()
             return answer
-        runtime = self._runtime()
-        server = runtime.loaded.config.server
+        ingress = self._ingress()
+        server = ingress.server
         limit = server.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return rejected(413, f"body larger than {limit} bytes", "body too large")
-        if runtime.secrets or not runtime.loaded.config.auth.allow_unsigned:
+        if ingress.secrets or not ingress.allow_unsigned:
             provided = request.headers.getall(SIGNATURE_HEADER, [])
-            if not signature_ok(provided, runtime.secrets):
+            if not signature_ok(provided, ingress.secrets):
                 reason = "repeated" if len(provided) > 1 else ("missing" if not provided else "bad")
                 return rejected(401, f"{reason} {SIGNATURE_HEADER} header", f"{reason} signature")
         try:
@@ -279,12 +298,12 @@ class Receiver:
             return error(503, "overloaded; retry shortly")
         self._in_flight += 1
         try:
-            return await self._handle(request, runtime)
+            return await self._handle(request, ingress)
         finally:
             self._in_flight -= 1
 
-    async def _handle(self, request: web.Request, runtime: Runtime) -> web.Response:
-        server = runtime.loaded.config.server
+    async def _handle(self, request: web.Request, ingress: Ingress) -> web.Response:
+        server = ingress.server
         limit = server.max_body_bytes
         try:
             async with asyncio.timeout(server.read_timeout):
@@ -321,7 +340,7 @@ class Receiver:
             return answer
 
         is_test = event.flag == "TEST"
-        deliveries = runtime.router.match(event)
+        deliveries = ingress.router.match(event)
         jobs = [
             JobSpec(channel=d.channel, route=d.route.name, template=d.template, mode=d.route.mode)
             for d in deliveries

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from relay.channels import Channel, Limits, Message, build_channel
-from relay.config import LoadedConfig
+from relay.config import LoadedConfig, ServerSettings
 from relay.confmodel import RateLimit
 from relay.events import Event
 from relay.render import Renderer
@@ -36,6 +36,14 @@ class Runtime:
     channels: dict[str, Channel]
     secrets: tuple[bytes, ...]
     rate_limits: dict[str, RateLimit | None] = field(default_factory=dict)
+
+    @property
+    def server(self) -> ServerSettings:
+        return self.loaded.config.server
+
+    @property
+    def allow_unsigned(self) -> bool:
+        return self.loaded.config.auth.allow_unsigned
 
     @classmethod
     def build(cls, loaded: LoadedConfig) -> Runtime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from relay.app import RELAY, StartupError, build_app
-from relay.config import load_config
-from relay.receiver import SIGNATURE_HEADER
+from relay.config import ServerSettings, load_config
+from relay.receiver import SIGNATURE_HEADER, Receiver
+from relay.routing import Router
+from relay.store import open_store
 from tests.conftest import BASE_CONFIG, SECRET, read_jsonl, sample, wait_until
 
 Client = TestClient[Any, web.Application]
@@ -337,3 +340,34 @@ async def test_elapsed_is_shown_only_when_the_runs_start_was_seen(
     }
     assert "Elapsed" not in by_run["no-start-seen"]  # not a wrong "0s"
     assert "Elapsed: " in by_run["start-seen"]
+
+
+@dataclass(frozen=True)
+class PlainIngress:
+    router: Router
+    secrets: tuple[bytes, ...]
+    allow_unsigned: bool
+    server: ServerSettings
+
+
+async def test_the_receiver_needs_only_router_secrets_and_server_settings(
+    write_config: Callable[[str], Path],
+    tmp_path: Path,
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    config = load_config(write_config(BASE_CONFIG), env={}).config
+    ingress = PlainIngress(Router.from_config(config), (SECRET.encode(),), False, config.server)
+    store = open_store("sqlite:///ingress.db", tmp_path, sync="normal")
+    await store.open()
+    accepted: list[None] = []
+    receiver = Receiver(store, lambda: ingress, lambda: accepted.append(None))
+    app = web.Application()
+    app.router.add_post(PATH, receiver.handle)
+    client = await aiohttp_client(app)
+    try:
+        assert (await post(client, sample("run_progress"), {})).status == 401
+        assert (await post(client, sample("run_progress"))).status == 202
+        rows = [(row.channel, row.state, row.count) for row in await store.status()]
+        assert rows == [("archive", "pending", 1)] and len(accepted) == 1
+    finally:
+        await store.close()
