@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.confmodel import RateLimit
+from relay.delivery.retry import backoff_delay
 
 __all__ = ["RateLimiter"]
 
@@ -31,7 +32,7 @@ class RateLimiter:
         """A 429 from the destination: hold every send to it for its ``Retry-After``, or,
         without one, for a backoff that doubles with each 429 in a row. Returns the hold."""
         streak = self._streaks[key] = self._streaks.get(key, 0) + 1
-        hold = retry_after if retry_after is not None else min(maximum, base * 2 ** (streak - 1))
+        hold = retry_after if retry_after is not None else backoff_delay(streak, base, maximum)
         self.block(key, now + hold)
         return hold
 
@@ -40,7 +41,7 @@ class RateLimiter:
         self._streaks.pop(key, None)
 
     def block(self, key: str, until: float) -> None:
-        """The destination said "not before ``until``" (a 429's Retry-After): hold every send."""
+        """No send to ``key`` before ``until`` (a 429's hold, or the bucket's next token)."""
         self._blocked_until[key] = max(until, self._blocked_until.get(key, 0.0))
 
     def blocked_for(self, key: str, now: float) -> float:

@@ -23,7 +23,7 @@ import pytest
 from relay.channels import Limits, Message, MessageRef, PermanentError, RetryableError
 from relay.config import load_config
 from relay.confmodel import RateLimit
-from relay.dispatch import Dispatcher, backoff_delay
+from relay.dispatch import Dispatcher
 from relay.events import Event
 from relay.receiver import canonical_json
 from relay.runtime import Runtime
@@ -315,22 +315,6 @@ async def test_retry_after_is_honoured_exactly(make_harness: MakeHarness) -> Non
     await wait_until(lambda: a.sent == [1])
     first, second = a.calls_for(1)
     assert 0.3 <= second.at - first.at < 0.3 + 0.3
-
-
-def test_backoff_doubles_per_attempt_with_jitter_and_is_capped() -> None:
-    def low() -> float:
-        return 0.0
-
-    def high() -> float:
-        return 1.0
-
-    assert backoff_delay(1, 1.0, 300.0, low) == 0.5
-    assert backoff_delay(1, 1.0, 300.0, high) == 1.0
-    assert (backoff_delay(4, 1.0, 300.0, low), backoff_delay(4, 1.0, 300.0, high)) == (4.0, 8.0)
-    assert (backoff_delay(30, 1.0, 300.0, low), backoff_delay(30, 1.0, 300.0, high)) == (
-        150.0,
-        300.0,
-    )
 
 
 async def test_max_age_bounds_even_rate_limited_retries(make_harness: MakeHarness) -> None:

@@ -1,0 +1,195 @@
+"""One delivery try as stages, each ending in an outcome value; nothing is recorded here.
+
+channel still configured? -> pace (rate limit, a 429's hold) -> decode the stored event ->
+render and send (a card job posts, edits or skips its card) -> what the channel's answer means.
+Parsing and rendering run in one worker thread, never on the event loop; the jobs of one event
+(one per channel) share one parse and so one template context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from relay import cards
+from relay.channels import Channel, Message, PermanentError, RetryableError
+from relay.config import DeliverySettings
+from relay.confmodel import RateLimit
+from relay.delivery.clock import Clock
+from relay.delivery.outcomes import Dead, Later, Outcome, Retry, Sent, Wait
+from relay.delivery.retry import retry_or_give_up
+from relay.events import Event, describe_error
+from relay.ratelimit import RateLimiter
+from relay.render import RenderError
+from relay.runtime import Runtime
+from relay.store.base import Job, SharedRateLimits, Store
+
+__all__ = ["SEND_TIMEOUT", "Attempts", "parse_stored"]
+
+T = TypeVar("T")
+
+SEND_TIMEOUT = 30.0
+"""Seconds a channel call may take at most (and at most half the lease)."""
+PARSED_EVENTS = 4
+"""Stored events kept parsed: enough for the jobs of the events being fanned out."""
+
+
+@functools.lru_cache(maxsize=PARSED_EVENTS)
+def parse_stored(body: bytes) -> Event:
+    """A stored event's model; the jobs of one event get the same object (one parse, and one
+    template context in the renderer's cache).
+
+    ``json.loads`` first: validating the JSON text in one pydantic call would hold the GIL, and
+    so the event loop, for the whole parse (twice as long for a large body).
+    """
+    return Event.model_validate(json.loads(body))
+
+
+def _unusable(exc: ValueError) -> str:
+    problem = describe_error(exc) if isinstance(exc, ValidationError) else "not JSON"
+    return f"stored event is not a valid Mosaic event: {problem}"
+
+
+class Attempts:
+    """Tries a job once and says what came of it: ``Sent``, ``Retry``, ``Dead`` or ``Later``.
+
+    Success -> sent. ``RetryableError`` -> retry after a backoff with jitter, or exactly the
+    destination's ``retry_after``; 429s do not use up ``max_attempts`` and hold every send to that
+    destination (``RateLimiter``). ``PermanentError``, a render error, ``max_attempts`` or
+    ``max_age`` -> dead with the reason. A rate limit or a card's interval -> later, untried.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: Callable[[], Runtime],
+        limiter: RateLimiter,
+        *,
+        clock: Clock,
+        rng: Callable[[], float],
+        worker: Executor,
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._limiter = limiter
+        self._clock = clock
+        self._rng = rng
+        self._worker = worker
+
+    async def attempt(self, job: Job) -> Outcome:
+        runtime = self._runtime()
+        channel = runtime.channels.get(job.channel)
+        if channel is None:
+            return Dead(f"channel '{job.channel}' is no longer configured")
+        now = self._clock.now()
+        wait = await self._pace(channel.rate_key, runtime.rate_limits.get(job.channel), now)
+        if wait > 0:
+            return Later(now + wait, Wait.PACED)
+        try:
+            event = await self._off_loop(functools.partial(parse_stored, job.body))
+        except ValueError as exc:  # a ValidationError, or a body that is not JSON
+            return Dead(_unusable(exc))
+        delivery = runtime.loaded.config.delivery
+        timeout = min(SEND_TIMEOUT, delivery.lease / 2)
+        try:
+            outcome = await self._send(job, event, channel, runtime, now, timeout)
+        except RenderError as exc:
+            return Dead(f"template error: {exc}")
+        except RetryableError as exc:
+            return self._refused(job, channel.rate_key, exc, delivery)
+        except PermanentError as exc:
+            return Dead(exc.reason)
+        except TimeoutError:
+            return self.failed(job, f"no answer within {timeout:g}s")
+        if isinstance(outcome, Sent):
+            self._limiter.recovered(channel.rate_key)
+        return outcome
+
+    def failed(
+        self, job: Job, reason: str, *, retry_after: float | None = None, counted: bool = True
+    ) -> Retry | Dead:
+        """A try that failed for ``reason``: retry, or give up (attempts or age used up)."""
+        return retry_or_give_up(
+            job,
+            reason,
+            self._runtime().loaded.config.delivery,
+            self._clock.now(),
+            retry_after=retry_after,
+            counted=counted,
+            rng=self._rng,
+        )
+
+    async def _pace(self, key: str, limit: RateLimit | None, now: float) -> float:
+        """0 when a send may go now, else the seconds to wait; buckets are shared by replicas
+        when the store can."""
+        wait = self._limiter.blocked_for(key, now)
+        if wait > 0 or limit is None:
+            return wait
+        if isinstance(self._store, SharedRateLimits):
+            return await self._store.acquire_rate(key, limit.per_second, limit.burst, now)
+        return self._limiter.try_acquire(key, limit, now)
+
+    async def _send(
+        self, job: Job, event: Event, channel: Channel, runtime: Runtime, now: float, within: float
+    ) -> Sent | Later:
+        """Render and send a post, or post, edit or skip a card (``route`` with ``mode: card``);
+        each channel call gets ``within`` seconds."""
+
+        async def render() -> Message:
+            return await self._off_loop(
+                functools.partial(
+                    runtime.render,
+                    job.channel,
+                    job.template,
+                    event,
+                    event_id=job.event_id,
+                    route=job.route,
+                    run_started_at=job.run_started_at,
+                    now=now,
+                )
+            )
+
+        async def bounded(call: Awaitable[T]) -> T:
+            async with asyncio.timeout(within):
+                return await call
+
+        route = runtime.router.route_named(job.route) if job.mode == "card" else None
+        if route is None:
+            message = await render()
+            await bounded(channel.send(message))
+            return Sent(rendered=message.text)
+        done = await cards.run_card_job(
+            job, event, route, channel, self._store, render, now, bounded
+        )
+        if isinstance(done, cards.Later):
+            return Later(done.at, Wait.CARD_INTERVAL)
+        return Sent(note=done.note)
+
+    def _refused(
+        self, job: Job, rate_key: str, exc: RetryableError, delivery: DeliverySettings
+    ) -> Retry | Dead:
+        """A retryable refusal; a 429 holds the destination (its Retry-After, or a backoff that
+        grows with each 429 in a row) and does not use up an attempt."""
+        retry_after = exc.retry_after
+        if exc.rate_limited:
+            retry_after = self._limiter.throttled(
+                rate_key,
+                self._clock.now(),
+                retry_after,
+                base=delivery.backoff.initial,
+                maximum=delivery.backoff.max,
+            )
+        return self.failed(job, exc.reason, retry_after=retry_after, counted=not exc.rate_limited)
+
+    async def _off_loop(self, work: Callable[[], T]) -> T:
+        """Run CPU-bound ``work`` (parsing, rendering) in the worker thread; the loop stays free.
+
+        One thread: the loop then waits at most one switch interval for the GIL.
+        """
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
