@@ -1,4 +1,5 @@
-"""Builds the aiohttp application and wires store, runtime, receiver and dispatcher."""
+"""The composition root: builds the aiohttp app from a loaded config, and wires the store, the
+live runtime, the receiver, the dispatcher, the reloader and the UI. Only the CLI imports it."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ from relay.bodies import BODY_READS, BodyReads
 from relay.config import LoadedConfig
 from relay.dispatch import Dispatcher
 from relay.httplog import HTTP_LOG, ParserErrorLog
+from relay.live import LiveRuntime
 from relay.metrics import CONTENT_TYPE, Metrics
 from relay.receiver import Receiver, error
+from relay.rejections import RejectionLog
 from relay.reload import Reloader, public_view
 from relay.runtime import Runtime
 from relay.store import Store, open_store
 from relay.ui.routes import setup_ui
+from relay.ui.state import UiState
 from relay.verify import ChannelChecks
 
-__all__ = ["RELAY", "Relay", "StartupError", "build_app"]
+__all__ = ["RELAY", "Relay", "StartupError", "build_app", "log_warnings", "shut_down"]
 
 log = logging.getLogger("relay.app")
 
@@ -33,46 +37,43 @@ DEV_SECRET = "dev-secret"
 
 
 class StartupError(Exception):
-    """The relay refuses to start (no secret, store unreachable...)."""
+    """The relay refuses to start (the store cannot be opened...)."""
 
 
 @dataclass
 class Relay:
-    """The running relay's parts; ``runtime`` is replaced whole on reload."""
+    """The running relay's parts; ``live`` holds the runtime, swapped whole on reload."""
 
-    runtime: Runtime
+    live: LiveRuntime
     store: Store
+    metrics: Metrics
     dispatcher: Dispatcher
     receiver: Receiver
-    metrics: Metrics
-    reloader: Reloader | None = None
-    watch: bool = False
-    session: aiohttp.ClientSession | None = None
-    started_at: float = field(default_factory=time.time)
-    last_reload: dict[str, Any] = field(default_factory=dict)
-    maintenance: asyncio.Task[None] | None = None
-    checks: ChannelChecks | None = None
+    checks: ChannelChecks | None
     """Background checks of the channels' credentials (None: switched off)."""
-    auth_failures: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
+    auth_failures: FailedAuthLimiter
     """Wrong admin tokens per client, shared by every admin door."""
+    watch: bool = False
+    reloader: Reloader = field(init=False)
+    session: aiohttp.ClientSession | None = None
+    maintenance: asyncio.Task[None] | None = None
+    stopping: asyncio.Task[None] | None = None
 
-    def current(self) -> Runtime:
-        return self.runtime
+    async def start_channels(self, runtime: Runtime) -> None:
+        """Start ``runtime``'s channels on the relay's HTTP session (open once the app starts)."""
+        assert self.session is not None, "the app has not started"
+        await runtime.start(self.session)
 
 
 RELAY = web.AppKey("relay", Relay)
 
 
-def check_startable(loaded: LoadedConfig) -> None:
+def log_warnings(loaded: LoadedConfig) -> None:
+    """The config's warnings, and loud ones for an unsigned or example-secret webhook."""
     for warning in loaded.warnings:
         log.warning("config: %s", warning.format(loaded.source))
     auth = loaded.config.auth
-    if not auth.secrets and not auth.allow_unsigned:
-        raise StartupError(
-            "no webhook secret configured: set auth.secrets (e.g. ${MOSAIC_WEBHOOK_SECRET}), "
-            "or auth.allow_unsigned: true to accept unsigned webhooks"
-        )
-    if not auth.secrets:
+    if auth.allow_unsigned and not auth.secrets:
         log.warning("auth.allow_unsigned is true: ANYONE who can reach the relay can post events")
     if any(s.get_secret_value() == DEV_SECRET for s in auth.secrets):
         log.warning(
@@ -111,9 +112,8 @@ def build_app(
     """The relay as an aiohttp app; ``watch`` reloads the config when its file changes;
     ``check_channels`` verifies the channels' credentials in the background at start and
     after each reload."""
-    check_startable(loaded)
+    log_warnings(loaded)
     config = loaded.config
-    runtime = Runtime.build(loaded)
     if store is None:
         store = open_store(
             config.store.url,
@@ -121,31 +121,13 @@ def build_app(
             sync=config.store.sync,
             retention=config.store.retention,
         )
-    holder: list[Relay] = []
-    metrics = Metrics()
-    dispatcher = Dispatcher(store, lambda: holder[0].runtime, metrics=metrics)
-    receiver = Receiver(store, lambda: holder[0].runtime, dispatcher.notify, metrics=metrics)
-    relay = Relay(
-        runtime=runtime,
-        store=store,
-        dispatcher=dispatcher,
-        receiver=receiver,
-        metrics=metrics,
-        watch=watch,
-    )
-    relay.checks = ChannelChecks(metrics) if check_channels else None
-    relay.reloader = Reloader(
-        relay,
-        loaded.path,
-        on_swap=lambda _: dispatcher.notify(),
-        on_reload=relay.checks.start if relay.checks is not None else None,
-    )
-    holder.append(relay)
-
+    rejections = RejectionLog()
+    relay = _assemble(loaded, store, rejections, watch=watch, check_channels=check_channels)
+    live = relay.live
     http_log = ParserErrorLog()
     body_reads = BodyReads(
-        lambda: holder[0].runtime.loaded.config.server.read_timeout,
-        skip=lambda request: request.match_info.handler == receiver.handle,
+        lambda: live.current.server.read_timeout,
+        skip=lambda request: request.match_info.handler == relay.receiver.handle,
     )
     app = web.Application(
         middlewares=[json_errors, body_reads.middleware],
@@ -166,16 +148,65 @@ def build_app(
     app[RELAY] = relay
     app[HTTP_LOG] = http_log
     app[BODY_READS] = body_reads
-    app.router.add_post(config.server.path, receiver.handle)
+    app.router.add_post(config.server.path, relay.receiver.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_route("*", "/-/reload", reload_endpoint)
-    setup_ui(app, relay)
+    ui = UiState(
+        store=store,
+        live=live,
+        notify=relay.dispatcher.notify,
+        registry=relay.metrics.registry,
+        rejections=rejections,
+        limiter=relay.auth_failures,
+        checks=relay.checks,
+    )
+    setup_ui(app, ui)
     app.on_startup.append(_on_startup)
-    app.on_shutdown.append(_on_shutdown)
+    app.on_shutdown.append(shut_down)
     app.on_cleanup.append(_on_cleanup)
     return app
+
+
+def _assemble(
+    loaded: LoadedConfig,
+    store: Store,
+    rejections: RejectionLog,
+    *,
+    watch: bool,
+    check_channels: bool,
+) -> Relay:
+    """The parts, each given only what it uses, and who hears of a reload."""
+    live = LiveRuntime(Runtime.build(loaded))
+    metrics = Metrics()
+    dispatcher = Dispatcher(store, lambda: live.current, metrics=metrics)
+    receiver = Receiver(
+        store, lambda: live.current, dispatcher.notify, metrics=metrics, rejections=rejections
+    )
+    checks = ChannelChecks(metrics) if check_channels else None
+    relay = Relay(
+        live=live,
+        store=store,
+        metrics=metrics,
+        dispatcher=dispatcher,
+        receiver=receiver,
+        checks=checks,
+        auth_failures=FailedAuthLimiter(),
+        watch=watch,
+    )
+    relay.reloader = Reloader(live, loaded.path, start=relay.start_channels, on_loaded=log_warnings)
+    live.on_swap(lambda _: dispatcher.notify())
+    live.on_swap(lambda runtime: metrics.config_loaded_now(runtime.loaded.sha256))
+    live.on_reload(lambda result: metrics.config_reloaded(bool(result["ok"])))
+    if checks is not None:
+
+        def check_again(result: dict[str, Any]) -> None:
+            if result["ok"]:
+                checks.start(live.current)
+
+        live.on_reload(check_again)
+    return relay
 
 
 async def _on_startup(app: web.Application) -> None:
@@ -185,32 +216,42 @@ async def _on_startup(app: web.Application) -> None:
     except Exception as exc:
         raise StartupError(f"cannot open the store: {exc}") from None
     relay.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-    await relay.runtime.start(relay.session)
+    runtime = relay.live.current
+    await relay.start_channels(runtime)
     await relay.dispatcher.start()
     relay.maintenance = asyncio.create_task(_prune_forever(relay), name="relay-prune")
     if relay.checks is not None:
-        relay.checks.start(relay.runtime)
-    relay.last_reload = {"ok": True, "at": time.time(), "sha256": relay.runtime.loaded.sha256}
-    relay.metrics.config_loaded_now(relay.runtime.loaded.sha256)
-    if relay.watch and relay.reloader is not None:
+        relay.checks.start(runtime)
+    relay.metrics.config_loaded_now(runtime.loaded.sha256)
+    if relay.watch:
         relay.reloader.start_watching()
 
 
-async def _on_shutdown(app: web.Application) -> None:
+async def shut_down(app: web.Application) -> None:
+    """New webhooks get 503; reloads, checks and pruning stop; in-flight sends get
+    ``delivery.shutdown_grace`` to finish, the rest go back to the store.
+
+    The app's ``on_shutdown``. ``relay serve`` calls it first, while the server still answers,
+    then cleans the app up (which calls it again: it then only waits for the first call)."""
     relay = app[RELAY]
+    if relay.stopping is None:
+        relay.stopping = asyncio.create_task(_stop(relay), name="relay-shutdown")
+    await relay.stopping
+
+
+async def _stop(relay: Relay) -> None:
     relay.receiver.draining = True
-    if relay.reloader is not None:
-        await relay.reloader.stop()
+    await relay.reloader.stop()
     if relay.maintenance is not None:
         relay.maintenance.cancel()
     if relay.checks is not None:
         await relay.checks.stop()
-    await relay.dispatcher.stop(relay.runtime.loaded.config.delivery.shutdown_grace)
+    await relay.dispatcher.stop(relay.live.current.loaded.config.delivery.shutdown_grace)
 
 
 async def _on_cleanup(app: web.Application) -> None:
     relay = app[RELAY]
-    await relay.runtime.close()
+    await relay.live.current.close()
     if relay.session is not None:
         await relay.session.close()
     await relay.store.close()
@@ -219,7 +260,7 @@ async def _on_cleanup(app: web.Application) -> None:
 async def _prune_forever(relay: Relay) -> None:
     """Drop sent jobs, events and dedup keys older than ``store.retention``, now and then."""
     while True:
-        retention = relay.runtime.loaded.config.store.retention
+        retention = relay.live.current.loaded.config.store.retention
         try:
             pruned = await relay.store.prune(older_than=time.time() - retention)
             if pruned:
@@ -240,10 +281,9 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 async def reload_endpoint(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
-    require_admin(request, relay.runtime, relay.auth_failures)
+    require_admin(request, relay.live.current, relay.auth_failures)
     if request.method != "POST":
         raise web.HTTPMethodNotAllowed(request.method, ["POST"])
-    assert relay.reloader is not None
     result = await relay.reloader.reload("POST /-/reload")
     if not result["ok"]:
         return web.json_response({"error": "config not reloaded", **result}, status=400)
@@ -256,10 +296,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
-    loaded = relay.runtime.loaded
+    loaded = relay.live.current.loaded
     body: dict[str, Any] = {
         "config": {"path": loaded.source, "sha256": loaded.sha256},
-        "last_reload": public_view(relay.last_reload),
+        "last_reload": public_view(relay.live.last_reload),
     }
     reasons = []
     if relay.receiver.draining:

@@ -77,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(
     loaded: LoadedConfig, host: str | None, port: int | None, *, watch: bool = True
 ) -> int:
-    from relay.app import RELAY, StartupError, build_app
+    from relay.app import RELAY, StartupError, build_app, shut_down
 
     try:
         app = build_app(loaded, watch=watch)
@@ -105,10 +105,9 @@ async def _serve(
     pending: set[asyncio.Task[Any]] = set()
 
     def on_sighup() -> None:
-        if reloader is not None:
-            task = asyncio.create_task(reloader.reload("SIGHUP"))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+        task = asyncio.create_task(reloader.reload("SIGHUP"))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     bound = runner.addresses[0]
@@ -123,10 +122,8 @@ async def _serve(
     )
     await stop.wait()
     log.info("relay stopping: finishing in-flight deliveries")
-    relay = app[RELAY]
     # Drain while still answering: new webhooks get 503 (Connection: close), sends finish.
-    relay.receiver.draining = True
-    await relay.dispatcher.stop(loaded.config.delivery.shutdown_grace)
+    await shut_down(app)
     await runner.cleanup()
     return 0
 

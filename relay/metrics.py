@@ -99,6 +99,11 @@ class Metrics:
         self.config_info.labels(sha256=sha256).set(1)
         self.config_loaded.set(time.time())
 
+    def config_reloaded(self, ok: bool) -> None:
+        """Count a reload attempt; the gauge says whether the file on disk is good."""
+        self.reloads.labels("success" if ok else "failure").inc()
+        self.config_ok.set(1 if ok else 0)
+
     def channel_checks(self, outcomes: dict[str, bool]) -> None:
         """The last check of each configured channel (channels no longer configured vanish)."""
         self.channel_check.clear()

@@ -13,16 +13,14 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relay.config import ConfigError, ConfigIssue, LoadedConfig, RelayConfig, load_config
 from relay.confmodel import route_label
+from relay.live import LiveRuntime
 from relay.runtime import Runtime
-
-if TYPE_CHECKING:
-    from relay.app import Relay
 
 __all__ = ["Reloader", "public_place", "public_view", "restart_only_changes"]
 
@@ -98,35 +96,32 @@ def _schema_keys() -> frozenset[str]:
 class Reloader:
     def __init__(
         self,
-        relay: Relay,
+        live: LiveRuntime,
         path: Path,
         *,
-        on_swap: Callable[[Runtime], None],
-        on_reload: Callable[[Runtime], None] | None = None,
+        start: Callable[[Runtime], Awaitable[None]],
+        on_loaded: Callable[[LoadedConfig], None] = lambda _: None,
     ) -> None:
-        """``on_swap`` runs when a new config replaced the old; ``on_reload`` after every
-        successful reload, the file changed or not, with the runtime now serving."""
-        self._relay = relay
+        """Reload ``path`` into ``live``. ``start`` starts a new runtime's channels before it is
+        swapped in; ``on_loaded`` sees each valid config before it is built (to log warnings).
+        Whoever needs to know listens on ``live`` (swaps, and every reload's result)."""
+        self._live = live
         self._path = path
         # What the process bound and opened at start: restart-only changes are relative to it.
-        self._serving = relay.runtime.loaded
-        self._on_swap = on_swap
-        self._on_reload = on_reload
+        self._serving = live.current.loaded
+        self._start = start
+        self._on_loaded = on_loaded
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
 
     async def reload(self, trigger: str) -> dict[str, Any]:
-        """Load, validate and swap; the result is also kept as ``relay.last_reload``."""
-        from relay.app import StartupError, check_startable
-
+        """Load, validate and swap; the result is also kept as ``live.last_reload``."""
         async with self._lock:
-            relay = self._relay
-            metrics = relay.metrics
             try:
                 loaded = await asyncio.to_thread(load_config, self._path)
-                check_startable(loaded)
+                self._on_loaded(loaded)
                 runtime = Runtime.build(loaded)
             except ConfigError as exc:
                 errors = [issue.format(exc.source) for issue in exc.issues]
@@ -135,28 +130,23 @@ class Reloader:
                     errors.append(ENVIRONMENT_IS_FIXED)
                     places.append(ENVIRONMENT_IS_FIXED)
                 return self._failed(trigger, errors, places)
-            except StartupError as exc:
-                return self._failed(trigger, [str(exc)])
             except Exception as exc:
                 log.exception("config reload (%s): building the new config failed", trigger)
                 return self._failed(trigger, [f"cannot apply the new config: {type(exc).__name__}"])
-            old = relay.runtime
+            old = self._live.current
             # The same file can mean new values: a rotated ${file:...} secret.
             unchanged = loaded.sha256 == old.loaded.sha256 and loaded.config == old.loaded.config
             if not unchanged:
-                assert relay.session is not None
                 try:
-                    await runtime.start(relay.session)
+                    await self._start(runtime)
                 except Exception as exc:
                     log.exception("config reload (%s): starting the new channels failed", trigger)
                     await runtime.close()
                     return self._failed(
                         trigger, [f"cannot start the new channels: {type(exc).__name__}"]
                     )
-                relay.runtime = runtime
-                self._on_swap(runtime)
+                self._live.swap(runtime)
                 self._retire(old, loaded.config.delivery.shutdown_grace)
-                metrics.config_loaded_now(loaded.sha256)
             notes = restart_only_changes(self._serving, loaded)
             if notes:
                 log.warning("config reloaded, but %s changes need a restart", ", ".join(notes))
@@ -167,42 +157,38 @@ class Reloader:
                 len(loaded.config.channels),
                 len(loaded.config.routes),
             )
-            metrics.reloads.labels("success").inc()
-            metrics.config_ok.set(1)
-            relay.last_reload = {
-                "ok": True,
-                "at": time.time(),
-                "trigger": trigger,
-                "sha256": loaded.sha256,
-                "changed": not unchanged,
-                "needs_restart": notes,
-                "channels": sorted(loaded.config.channels),
-                "routes": [route_label(r.name, i) for i, r in enumerate(loaded.config.routes)],
-            }
-            if self._on_reload is not None:
-                self._on_reload(relay.runtime)
-            return relay.last_reload
+            return self._live.reloaded(
+                {
+                    "ok": True,
+                    "at": time.time(),
+                    "trigger": trigger,
+                    "sha256": loaded.sha256,
+                    "changed": not unchanged,
+                    "needs_restart": notes,
+                    "channels": sorted(loaded.config.channels),
+                    "routes": [route_label(r.name, i) for i, r in enumerate(loaded.config.routes)],
+                }
+            )
 
     def _failed(
         self, trigger: str, errors: list[str], places: list[str] | None = None
     ) -> dict[str, Any]:
-        """Keep the running config; report why in the log, ``last_reload`` and metrics.
+        """Keep the running config; report why in the log and ``last_reload`` (and so, through
+        its listeners, the metrics).
         ``places`` says where each error is without quoting the file (see ``public_view``);
         default: the errors themselves, when they quote nothing of it."""
-        relay = self._relay
         for line in errors:
             log.error("config reload (%s) failed, keeping the running config: %s", trigger, line)
-        relay.last_reload = {
-            "ok": False,
-            "at": time.time(),
-            "trigger": trigger,
-            "errors": errors,
-            "error_places": errors if places is None else places,
-            "sha256": relay.runtime.loaded.sha256,
-        }
-        relay.metrics.reloads.labels("failure").inc()
-        relay.metrics.config_ok.set(0)
-        return relay.last_reload
+        return self._live.reloaded(
+            {
+                "ok": False,
+                "at": time.time(),
+                "trigger": trigger,
+                "errors": errors,
+                "error_places": errors if places is None else places,
+                "sha256": self._live.current.loaded.sha256,
+            }
+        )
 
     def _retire(self, old: Runtime, grace: float) -> None:
         """Close the old channels once sends that still use them had time to finish."""

@@ -127,7 +127,7 @@ def stored_event(client: Client, body: bytes) -> tuple[NewEvent, list[JobSpec]]:
     canonical = canonical_json(payload)
     jobs = [
         JobSpec(channel=d.channel, route=d.route.name, template=d.template, mode=d.route.mode)
-        for d in client.app[RELAY].runtime.router.match(event)
+        for d in client.app[RELAY].live.current.router.match(event)
     ]
     new = NewEvent(
         event_id=new_event_id(),

@@ -102,11 +102,11 @@ def relink(link: Path, target: str) -> Callable[[], None]:
 async def watching(relay: Relay, poke: Callable[[], None], timeout: float = 5.0) -> None:
     """Until the watcher has seen a no-op change (it registers in the background at startup)."""
     deadline = time.monotonic() + timeout
-    while relay.last_reload.get("trigger") != "file change":
+    while relay.live.last_reload.get("trigger") != "file change":
         assert time.monotonic() < deadline, "the config watcher never saw a change"
         poke()
         with contextlib.suppress(AssertionError):
-            await wait_until(lambda: relay.last_reload.get("trigger") == "file change", 0.3)
+            await wait_until(lambda: relay.live.last_reload.get("trigger") == "file change", 0.3)
 
 
 async def app_client(path: Path, aiohttp_client: MakeClient, *, watch: bool) -> Client:
@@ -141,16 +141,18 @@ async def test_an_edit_reroutes_within_2s_without_losing_or_duplicating_events(
     client = await app_client(path, aiohttp_client, watch=True)
     relay = client.app[RELAY]
     await watching(relay, rewrite(path))
-    before = relay.runtime
+    before = relay.live.current
     posted: list[Posted] = []
 
     async def post_until_well_after_the_swap() -> None:
         for seq in range(MAX_POSTS):
-            sent_after_swap = relay.runtime is not before
+            sent_after_swap = relay.live.current is not before
             answer = await post(client, event(seq))
             body = await answer.json()
             posted.append(
-                Posted(body["event_id"], answer.status, sent_after_swap, relay.runtime is before)
+                Posted(
+                    body["event_id"], answer.status, sent_after_swap, relay.live.current is before
+                )
             )
             if sum(p.sent_after_swap for p in posted) >= 20:
                 return
@@ -159,7 +161,7 @@ async def test_an_edit_reroutes_within_2s_without_losing_or_duplicating_events(
     try:
         await wait_until(lambda: len(posted) >= 20)
         atomic_save(path, relay_yaml("new"))
-        await wait_until(lambda: relay.runtime is not before, timeout=2.0)
+        await wait_until(lambda: relay.live.current is not before, timeout=2.0)
         await asyncio.wait_for(poster, 10)
     finally:
         poster.cancel()
@@ -173,7 +175,7 @@ async def test_an_edit_reroutes_within_2s_without_losing_or_duplicating_events(
     assert {p.event_id for p in posted if p.answered_before_swap} <= old_ids
     assert {p.event_id for p in posted if p.sent_after_swap} <= new_ids
     assert len(old_ids) >= 20 and len(new_ids) >= 20
-    assert relay.last_reload["ok"] and relay.last_reload["trigger"] == "file change"
+    assert relay.live.last_reload["ok"] and relay.live.last_reload["trigger"] == "file change"
 
 
 async def test_a_broken_edit_keeps_the_old_routes_and_reports_its_line(
@@ -186,15 +188,15 @@ async def test_a_broken_edit_keeps_the_old_routes_and_reports_its_line(
     client = await app_client(path, aiohttp_client, watch=True)
     relay = client.app[RELAY]
     await watching(relay, rewrite(path))
-    running = relay.runtime.loaded.sha256
+    running = relay.live.current.loaded.sha256
 
     broken = relay_yaml("nwe")
     caplog.set_level(logging.ERROR, logger="relay.reload")
     atomic_save(path, broken)
-    await wait_until(lambda: relay.last_reload.get("ok") is False, timeout=2.0)
+    await wait_until(lambda: relay.live.last_reload.get("ok") is False, timeout=2.0)
     expected = f"relay.yaml:{line_of(broken, 'to: [nwe]')}: routes[0].to: unknown channel 'nwe'"
-    assert relay.last_reload["errors"][0].startswith(expected)
-    assert "did you mean 'new'" in relay.last_reload["errors"][0]
+    assert relay.live.last_reload["errors"][0].startswith(expected)
+    assert "did you mean 'new'" in relay.live.last_reload["errors"][0]
     assert any(expected in record.getMessage() for record in caplog.records)
 
     ready = await client.get("/readyz")
@@ -208,8 +210,8 @@ async def test_a_broken_edit_keeps_the_old_routes_and_reports_its_line(
 
     fixed = relay_yaml("new")
     atomic_save(path, fixed)
-    await wait_until(lambda: relay.last_reload.get("ok") is True, timeout=2.0)
-    assert relay.runtime.loaded.sha256 == hashlib.sha256(fixed.encode()).hexdigest()
+    await wait_until(lambda: relay.live.last_reload.get("ok") is True, timeout=2.0)
+    assert relay.live.current.loaded.sha256 == hashlib.sha256(fixed.encode()).hexdigest()
     assert (await post(client, event(2))).status == 202
     await wait_until(lambda: len(read_jsonl(tmp_path / "new.jsonl")) == 1)
     assert len(read_jsonl(tmp_path / "old.jsonl")) == 1
@@ -239,13 +241,13 @@ async def test_every_kind_of_broken_edit_is_refused_with_a_line(
     path = write_config(relay_yaml("old"))
     client = await app_client(path, aiohttp_client, watch=False)
     relay = client.app[RELAY]
-    running = relay.runtime
+    running = relay.live.current
     broken = edit(relay_yaml("old"))
     path.write_text(broken)
     answer = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
     assert answer.status == 400
     errors = (await answer.json())["errors"]
-    assert relay.runtime is running
+    assert relay.live.current is running
     assert any(fragment in error for error in errors), errors
     if expected_line is not None:
         assert any(f"relay.yaml:{line_of(broken, expected_line)}:" in e for e in errors), errors
@@ -259,11 +261,11 @@ async def test_an_unchanged_file_does_not_swap(
     path = write_config(relay_yaml("old"))
     client = await app_client(path, aiohttp_client, watch=False)
     relay = client.app[RELAY]
-    running = relay.runtime
+    running = relay.live.current
     answer = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
     assert answer.status == 200
     assert (await answer.json())["changed"] is False
-    assert relay.runtime is running
+    assert relay.live.current is running
 
 
 # --- POST /-/reload ------------------------------------------------------------------------------
@@ -274,13 +276,13 @@ async def test_reload_endpoint_needs_the_admin_token(
 ) -> None:
     path = write_config(relay_yaml("old"))
     client = await app_client(path, aiohttp_client, watch=False)
-    running = client.app[RELAY].runtime
+    running = client.app[RELAY].live.current
     path.write_text(relay_yaml("new"))
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": ADMIN}):
         answer = await client.post("/-/reload", headers=headers)
         assert answer.status == 401 and "error" in await answer.json()
         assert ADMIN not in await answer.text()
-    assert client.app[RELAY].runtime is running
+    assert client.app[RELAY].live.current is running
 
 
 async def test_reload_endpoint_is_absent_without_an_admin_token(
@@ -421,7 +423,7 @@ async def test_a_symlinked_config_swap_is_seen(aiohttp_client: MakeClient, tmp_p
     relay = client.app[RELAY]
     await watching(relay, relink(tmp_path / "..data", "..v1"), timeout=2.0)
     relink(tmp_path / "..data", "..v2")()
-    await wait_until(lambda: relay.runtime.loaded.config.routes[0].to == ("new",), timeout=2.0)
+    await wait_until(lambda: relay.live.current.loaded.config.routes[0].to == ("new",), timeout=2.0)
 
 
 async def test_a_reload_that_cannot_build_the_channels_keeps_the_old_config(
@@ -432,7 +434,7 @@ async def test_a_reload_that_cannot_build_the_channels_keeps_the_old_config(
     path = write_config(relay_yaml("old"))
     client = await app_client(path, aiohttp_client, watch=False)
     relay = client.app[RELAY]
-    running = relay.runtime
+    running = relay.live.current
 
     def broken_build(loaded: Any) -> Any:
         raise RuntimeError("boom")
@@ -442,7 +444,7 @@ async def test_a_reload_that_cannot_build_the_channels_keeps_the_old_config(
     answer = await client.post("/-/reload", headers={"Authorization": f"Bearer {ADMIN}"})
     assert answer.status == 400
     assert (await answer.json())["errors"] == ["cannot apply the new config: RuntimeError"]
-    assert relay.runtime is running
+    assert relay.live.current is running
 
 
 # --- queued jobs across a reload -----------------------------------------------------------------

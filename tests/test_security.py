@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from relay.app import RELAY, StartupError, build_app, check_startable
+from relay.app import RELAY, build_app
 from relay.cli import main, summary
 from relay.config import ConfigError, LoadedConfig, RelayConfig, ServerSettings, load_config
 from relay.receiver import SIGNATURE_HEADER
@@ -99,10 +99,15 @@ def test_no_secret_refuses_to_load_and_to_start(tmp_path: Path) -> None:
         load_config(config, env={})
     assert main(["check", "-c", str(config)]) == 1
 
+
+async def test_a_config_without_secrets_that_skipped_validation_refuses_every_webhook(
+    tmp_path: Path, aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
     unchecked = RelayConfig.model_validate({"auth": {"secrets": []}})
-    loaded = LoadedConfig(unchecked, config, tmp_path, "0" * 64, ())
-    with pytest.raises(StartupError, match="no webhook secret"):
-        check_startable(loaded)
+    loaded = LoadedConfig(unchecked, tmp_path / "relay.yaml", tmp_path, "0" * 64, ())
+    client = await aiohttp_client(build_app(loaded))
+    assert (await client.post(PATH, json=sample("run_progress"))).status == 401
+    assert (await client.post(PATH, json=sample("run_progress"), headers=SIGNED)).status == 401
 
 
 async def test_allow_unsigned_is_logged_loudly(

@@ -40,8 +40,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _authed(handler: Handler) -> Handler:
     async def checked(request: web.Request) -> web.StreamResponse:
         state = request.app[UI]
-        relay = state.relay
-        await api_session(request, relay.runtime, state.sessions, relay.auth_failures)
+        await api_session(request, state.live.current, state.sessions, state.limiter)
         response = await handler(request)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -51,7 +50,7 @@ def _authed(handler: Handler) -> Handler:
 
 
 def inspector(state: UiState) -> StoreInspector:
-    store = state.relay.store
+    store = state.store
     if not isinstance(store, StoreInspector):
         raise web.HTTPNotImplemented(reason=NOT_AVAILABLE)
     return store
@@ -84,14 +83,14 @@ def event_filter(request: web.Request, state: UiState) -> EventFilter:
     return EventFilter(
         flag=query["flag"],
         status=query["status"],
-        agent_id=resolve_agent(state.relay.runtime, agent) if agent else None,
+        agent_id=resolve_agent(state.live.current, agent) if agent else None,
         run_id=query["run_id"],
         delivery=delivery,
     )
 
 
 async def counts(request: web.Request) -> web.Response:
-    return web.json_response(await counts_json(request.app[UI].relay.store))
+    return web.json_response(await counts_json(request.app[UI].store))
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -100,7 +99,7 @@ async def list_events(request: web.Request) -> web.Response:
     before = int_param(request, "before", None, low=0, high=2**62)
     where = event_filter(request, state)
     records = await inspector(state).list_events(limit=limit, before=before, where=where)
-    runtime = state.relay.runtime
+    runtime = state.live.current
     return web.json_response(
         {
             "events": [event_json(runtime, record) for record in records],
@@ -115,7 +114,7 @@ async def get_event(request: web.Request) -> web.Response:
     record = await inspector(state).get_event(event_id)
     if record is None:
         return error(404, "no such event")
-    return web.json_response(event_detail_json(state.relay.runtime, record))
+    return web.json_response(event_detail_json(state.live.current, record))
 
 
 async def event_deliveries(request: web.Request) -> web.Response:
@@ -129,30 +128,31 @@ async def event_deliveries(request: web.Request) -> web.Response:
 
 
 async def dead_letters(request: web.Request) -> web.Response:
-    relay = request.app[UI].relay
+    state = request.app[UI]
     limit = int_param(request, "limit", 100, low=1, high=1000) or 100
-    jobs = await relay.store.dead_letters(limit=limit)
+    jobs = await state.store.dead_letters(limit=limit)
     now = time.time()
+    runtime = state.live.current
     return web.json_response(
-        {"dead_letters": [dead_letter_json(relay.runtime, job, now) for job in jobs]}
+        {"dead_letters": [dead_letter_json(runtime, job, now) for job in jobs]}
     )
 
 
 async def replay_one(request: web.Request) -> web.Response:
-    relay = request.app[UI].relay
+    state = request.app[UI]
     job_id = request.match_info["job_id"]
-    replayed = await relay.store.replay(job_id, now=time.time())
+    replayed = await state.store.replay(job_id, now=time.time())
     if not replayed:
         return error(404, "no dead letter with that id")
-    relay.dispatcher.notify()
+    state.notify()
     return web.json_response({"replayed": replayed})
 
 
 async def replay_all(request: web.Request) -> web.Response:
-    relay = request.app[UI].relay
-    replayed = await relay.store.replay(None, now=time.time())
+    state = request.app[UI]
+    replayed = await state.store.replay(None, now=time.time())
     if replayed:
-        relay.dispatcher.notify()
+        state.notify()
     return web.json_response({"replayed": replayed})
 
 
@@ -162,7 +162,7 @@ async def run_route_test(request: web.Request) -> web.Response:
     Parsing and rendering run in a worker thread, so a large event does not stall the server.
     """
     raw = await request.read()
-    runtime = request.app[UI].relay.runtime
+    runtime = request.app[UI].live.current
     try:
         answer = await asyncio.to_thread(lambda: json.dumps(route_test(runtime, raw)))
     except DryRunError as exc:
@@ -182,7 +182,7 @@ async def sample(request: web.Request) -> web.Response:
 
 
 async def config(request: web.Request) -> web.Response:
-    return web.json_response(config_json(request.app[UI].relay))
+    return web.json_response(config_json(request.app[UI]))
 
 
 def setup_api(app: web.Application) -> None:

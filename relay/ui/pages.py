@@ -115,7 +115,7 @@ def _html(text: str, status: int = 200) -> web.Response:
 def _session(request: web.Request) -> Session:
     """The page's session; 404 when the UI is off, else a redirect to the login form."""
     state = request.app[UI]
-    token = current_token(state.relay.runtime)
+    token = current_token(state.live.current)
     session = state.sessions.get(request.cookies.get(SESSION_COOKIE), token)
     if session is None:
         raise web.HTTPSeeOther(f"/ui/login?{urlencode({'next': request.path_qs})}")
@@ -132,8 +132,8 @@ async def _page(
         title=title,
         csrf=session.csrf,
         csrf_field=CSRF_FIELD,
-        counts=await counts_json(state.relay.store),
-        inspectable=isinstance(state.relay.store, StoreInspector),
+        counts=await counts_json(state.store),
+        inspectable=isinstance(state.store, StoreInspector),
         refresh_ms=int(state.refresh_seconds * 1000),
         **context,
     )
@@ -147,7 +147,7 @@ async def index(request: web.Request) -> web.Response:
 
 async def login_form(request: web.Request) -> web.Response:
     state = request.app[UI]
-    token = current_token(state.relay.runtime)
+    token = current_token(state.live.current)
     target = _safe_next(request.query.get("next"))
     if state.sessions.get(request.cookies.get(SESSION_COOKIE), token) is not None:
         return _redirect(target)
@@ -161,13 +161,12 @@ def _login_page(target: str, message: str | None = None, status: int = 200) -> w
 
 async def login(request: web.Request) -> web.Response:
     state = request.app[UI]
-    token = current_token(state.relay.runtime)
+    token = current_token(state.live.current)
     form = await request.post()
     target = _safe_next(str(form.get("next", "")))
     given = form.get("token")
     if not isinstance(given, str) or not token_matches(given, token):
-        relay = state.relay
-        wait = math.ceil(wrong_token(request, relay.runtime, relay.auth_failures, "UI login"))
+        wait = math.ceil(wrong_token(request, state.live.current, state.limiter, "UI login"))
         if wait:
             page = _login_page(target, f"Too many wrong tokens; try again in {wait}s.", 429)
             page.headers["Retry-After"] = str(wait)
@@ -202,14 +201,14 @@ async def logout(request: web.Request) -> web.Response:
 async def events_page(request: web.Request) -> web.Response:
     _session(request)
     state = request.app[UI]
-    runtime = state.relay.runtime
+    runtime = state.live.current
     query = {k: v for k, v in request.query.items() if k != "before" and v.strip()}
     events: list[dict[str, Any]] = []
     older = None
-    if isinstance(state.relay.store, StoreInspector):
+    if isinstance(state.store, StoreInspector):
         before = int_param(request, "before", None, low=0, high=2**62)
         where = event_filter(request, state)
-        records = await state.relay.store.list_events(limit=PAGE_SIZE, before=before, where=where)
+        records = await state.store.list_events(limit=PAGE_SIZE, before=before, where=where)
         events = [event_json(runtime, record) for record in records]
         if len(records) == PAGE_SIZE:
             older = "?" + urlencode({**query, "before": records[-1].cursor})
@@ -236,7 +235,7 @@ async def event_page(request: web.Request) -> web.Response:
     record = await inspector(state).get_event(request.match_info["event_id"])
     if record is None:
         raise web.HTTPNotFound(reason="no such event")
-    detail = event_detail_json(state.relay.runtime, record)
+    detail = event_detail_json(state.live.current, record)
     payload = json.dumps(detail["payload"], indent=2, ensure_ascii=False, sort_keys=True)
     return await _page(
         request, "event.html", "events", f"Event {record.event_id[:8]}",
@@ -246,11 +245,12 @@ async def event_page(request: web.Request) -> web.Response:
 
 async def dead_letters_page(request: web.Request) -> web.Response:
     _session(request)
-    relay = request.app[UI].relay
+    state = request.app[UI]
     limit = int_param(request, "limit", 100, low=1, high=1000) or 100
-    jobs = await relay.store.dead_letters(limit=limit)
+    jobs = await state.store.dead_letters(limit=limit)
     now = time.time()
-    letters = [dead_letter_json(relay.runtime, job, now) for job in jobs]
+    runtime = state.live.current
+    letters = [dead_letter_json(runtime, job, now) for job in jobs]
     return await _page(
         request, "dead_letters.html", "dead", "Dead letters", letters=letters, limit=limit
     )
@@ -261,8 +261,8 @@ async def route_test_page(request: web.Request) -> web.Response:
     state = request.app[UI]
     prefill = ""
     event_id = request.query.get("event")
-    if event_id and isinstance(state.relay.store, StoreInspector):
-        record = await state.relay.store.get_event(event_id)
+    if event_id and isinstance(state.store, StoreInspector):
+        record = await state.store.get_event(event_id)
         if record is not None and record.body is not None:
             prefill = json.dumps(json.loads(record.body), indent=2, ensure_ascii=False)
     return await _page(
@@ -274,12 +274,12 @@ async def route_test_page(request: web.Request) -> web.Response:
 async def config_page(request: web.Request) -> web.Response:
     _session(request)
     return await _page(
-        request, "config.html", "config", "Config", config=config_json(request.app[UI].relay)
+        request, "config.html", "config", "Config", config=config_json(request.app[UI])
     )
 
 
 async def static(request: web.Request) -> web.Response:
-    current_token(request.app[UI].relay.runtime)
+    current_token(request.app[UI].live.current)
     name = request.match_info["name"]
     if name not in STATIC_FILES:
         raise web.HTTPNotFound()

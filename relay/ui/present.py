@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from relay.confmodel import route_label
@@ -21,9 +21,7 @@ from relay.store.base import (
     Store,
     StoreInspector,
 )
-
-if TYPE_CHECKING:
-    from relay.app import Relay
+from relay.ui.state import UiState
 
 __all__ = [
     "MASK",
@@ -176,17 +174,17 @@ def _masked(value: Any) -> Any:
     return value
 
 
-def config_json(relay: Relay) -> dict[str, Any]:
-    loaded = relay.runtime.loaded
+def config_json(state: UiState) -> dict[str, Any]:
+    loaded = state.live.current.loaded
     config = loaded.config
-    loaded_at = relay.metrics.registry.get_sample_value("relay_config_loaded_timestamp_seconds")
+    loaded_at = state.registry.get_sample_value("relay_config_loaded_timestamp_seconds")
     return {
         "path": str(loaded.path),
         "sha256": loaded.sha256,
         "loaded_at": loaded_at or None,
-        "last_reload": _masked(dict(relay.last_reload)),
-        "channel_checks": relay.checks.as_json() if relay.checks is not None else None,
-        "rejected_webhooks": [r.as_dict() for r in relay.receiver.rejections.recent()],
+        "last_reload": _masked(dict(state.live.last_reload)),
+        "channel_checks": state.checks.as_json() if state.checks is not None else None,
+        "rejected_webhooks": [r.as_dict() for r in state.rejections.recent()],
         "store": mask_url(config.store.url),
         "unset_vars": list(loaded.unset_vars),
         "agents": dict(config.agents),

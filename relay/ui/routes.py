@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from relay.ui.api import setup_api
 from relay.ui.pages import add_page_routes
 from relay.ui.state import UI, UiState
 
-if TYPE_CHECKING:
-    from relay.app import Relay
-
 __all__ = ["setup_ui"]
 
 
-def setup_ui(app: web.Application, relay: Relay) -> None:
+def setup_ui(app: web.Application, state: UiState) -> None:
     """``/ui`` and ``/api/``; both answer 404 while no ``server.admin_token`` is configured."""
-    app[UI] = UiState(relay)
+    app[UI] = state
     add_page_routes(app)
     setup_api(app)

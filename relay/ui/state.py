@@ -1,23 +1,36 @@
-"""The UI's shared state, kept on the aiohttp app under ``UI``."""
+"""What the UI's pages and API use of the running relay, kept on the aiohttp app under ``UI``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from relay.admin import FailedAuthLimiter
+from relay.live import LiveRuntime
+from relay.rejections import RejectionLog
+from relay.store.base import Store
 from relay.ui.auth import Sessions
-
-if TYPE_CHECKING:
-    from relay.app import Relay
+from relay.verify import ChannelChecks
 
 __all__ = ["UI", "UiState"]
 
 
 @dataclass
 class UiState:
-    relay: Relay
+    store: Store
+    live: LiveRuntime
+    notify: Callable[[], None]
+    """Tell the dispatcher new work may be due (after a replay)."""
+    registry: CollectorRegistry
+    """The app's metrics (the config page shows when the config was loaded)."""
+    rejections: RejectionLog
+    limiter: FailedAuthLimiter
+    """Wrong admin tokens per client, shared with every other admin door."""
+    checks: ChannelChecks | None = None
+    """The channels' background checks (None: switched off)."""
     sessions: Sessions = field(default_factory=Sessions)
     refresh_seconds: float = 4.0
     """How often open pages refresh their counts and lists."""

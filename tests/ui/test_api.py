@@ -266,7 +266,7 @@ async def test_route_test_is_the_cli_code_path_and_sends_nothing(
 ) -> None:
     raw = sample_bytes("run_finished_failed")
     result = await post(client, "/api/route-test", raw)
-    assert result == route_test(client.app[RELAY].runtime, raw)
+    assert result == route_test(client.app[RELAY].live.current, raw)
     assert [(d["route"], d["channel"], d["type"]) for d in result["deliveries"]] == [
         ("all", "archive", "file"),
         ("failures", "hook", "webhook"),
@@ -314,7 +314,7 @@ async def test_samples(client: Client) -> None:
 
 async def test_config_shows_the_running_config_with_secrets_masked(client: Client) -> None:
     config = await get(client, "/api/config")
-    loaded = client.app[RELAY].runtime.loaded
+    loaded = client.app[RELAY].live.current.loaded
     assert config["path"] == str(loaded.path)
     assert config["sha256"] == loaded.sha256
     assert config["loaded_at"] and config["last_reload"]["ok"] is True
@@ -335,10 +335,10 @@ async def test_config_shows_the_running_config_with_secrets_masked(client: Clien
 async def test_config_shows_a_failed_reload_with_its_lines(
     client: Client, write_config: Callable[[str], Path]
 ) -> None:
-    path = client.app[RELAY].runtime.loaded.path
+    path = client.app[RELAY].live.current.loaded.path
     good = path.read_text()
     write_config(good.replace("to: [hook]", "to: [hoook]"))
-    await client.app[RELAY].reloader.reload("test")  # type: ignore[union-attr]
+    await client.app[RELAY].reloader.reload("test")
     reload = (await get(client, "/api/config"))["last_reload"]
     assert reload["ok"] is False and reload["trigger"] == "test"
     (line,) = reload["errors"]

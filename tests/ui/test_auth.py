@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from relay.admin import FailedAuthLimiter
 from relay.app import RELAY
 from relay.ui.auth import Sessions
 from relay.ui.state import UI
@@ -184,7 +183,8 @@ async def test_a_wrong_token_is_refused(
 async def test_repeated_wrong_tokens_are_throttled_but_the_right_one_gets_in(
     client: Client,
 ) -> None:
-    client.app[RELAY].auth_failures = FailedAuthLimiter(failures=2, window=60)
+    limiter = client.app[RELAY].auth_failures
+    limiter.failures, limiter.window = 2, 60
     for _ in range(2):
         assert (await client.post("/ui/login", data={"token": "nope"})).status == 401
     blocked = await client.post("/ui/login", data={"token": "nope"}, allow_redirects=False)
@@ -221,7 +221,7 @@ async def test_changing_the_admin_token_ends_sessions(
 ) -> None:
     await login(client)
     write_config(ui_config(hook.url, admin="a-new-admin-token"))
-    assert (await client.app[RELAY].reloader.reload("test")).get("ok")  # type: ignore[union-attr]
+    assert (await client.app[RELAY].reloader.reload("test")).get("ok")
     assert (await client.get("/ui/events", allow_redirects=False)).status == 303
     assert (await client.get("/api/counts")).status == 401
     assert (await client.get("/api/counts", headers=bearer("a-new-admin-token"))).status == 200

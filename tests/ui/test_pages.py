@@ -177,12 +177,12 @@ async def test_config_page(client: Client, write_config: Callable[[str], Path]) 
     await login(client)
     relay = client.app[RELAY]
     text = await page(client, "/ui/config")
-    assert relay.runtime.loaded.sha256 in text
-    assert str(relay.runtime.loaded.path) in text
+    assert relay.live.current.loaded.sha256 in text
+    assert str(relay.live.current.loaded.path) in text
     assert "Succeeded" in text and "**********" in text
     for name in ("archive", "hook", "failures", "Shorts cutter"):
         assert name in text
-    path = relay.runtime.loaded.path
+    path = relay.live.current.loaded.path
     write_config(path.read_text().replace("to: [hook]", "to: [<b>hoook</b>]"))
     assert relay.reloader is not None
     await relay.reloader.reload("test")
