@@ -93,21 +93,6 @@ def test_no_module_of_relay_imports_itself_through_others() -> None:
     assert found is None, f"import cycle: {' -> '.join(found or [])}"
 
 
-def test_no_part_of_relay_imports_itself_through_others() -> None:
-    """Parts: the top-level modules and the subpackages (``relay.ui``, ``relay.store``...)."""
-
-    def part(module: str) -> str:
-        return ".".join(module.split(".")[:2])
-
-    parts: dict[str, set[str]] = {}
-    for module, imports in import_graph().items():
-        parts.setdefault(part(module), set()).update(
-            part(other) for other in imports if part(other) != part(module)
-        )
-    found = cycle(parts)
-    assert found is None, f"import cycle: {' -> '.join(found or [])}"
-
-
 def test_only_the_command_line_imports_the_app() -> None:
     graph = import_graph()
     assert "relay.app" in graph
