@@ -491,8 +491,8 @@ def _template_issues(located: Located) -> list[ConfigIssue]:
             issues.append(_template_issue(located, ("templates", name), exc))
     for name, channel in channels.items() if isinstance(channels, dict) else ():
         kind = REGISTRY.get(str(channel.get("type"))) if isinstance(channel, dict) else None
-        for key in ("body", "subject"):
-            source = channel.get(key) if kind and key in kind.settings.model_fields else None
+        for key in kind.settings.template_fields if kind else ():
+            source = channel.get(key)
             if isinstance(source, str):
                 try:
                     check_syntax(source, name=name, key=key, markup="plain")

@@ -73,10 +73,10 @@ class Runtime:
         now: float,
         limits: Limits | None = None,
     ) -> Message:
-        """The message for ``channel`` (its kind, limits and own body/subject templates);
-        ``limits`` replaces the channel's (tighter, to leave room for a marker)."""
+        """The message for ``channel`` (its kind, limits and own templates, such as a webhook's
+        body); ``limits`` replaces the channel's (tighter, to leave room for a marker)."""
         target = self.channels[channel]
-        settings = getattr(target, "settings", None)
+        settings = self.loaded.config.channels.get(channel)
         return self.renderer.render(
             target.render_kind,
             template,
@@ -87,8 +87,7 @@ class Runtime:
             limits=limits or target.limits,
             run_started_at=run_started_at,
             now=now,
-            body_template=getattr(settings, "body", None),
-            subject_template=getattr(settings, "subject", None),
+            channel_templates=settings.templates() if settings is not None else None,
         )
 
     async def start(self, session: aiohttp.ClientSession) -> None:

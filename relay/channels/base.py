@@ -39,6 +39,15 @@ class ChannelSettings(StrictModel):
     template: str | None = None
     rate_limit: RateLimitSetting = None
 
+    template_fields: ClassVar[tuple[str, ...]] = ()
+    """The settings that are templates of the channel's own (a webhook's ``body``, an email's
+    ``subject``): checked when the config loads and handed to the renderer by these names."""
+
+    def templates(self) -> dict[str, str]:
+        """The channel's own templates that are set, by name."""
+        sources = self.model_dump(include=set(self.template_fields), exclude_none=True)
+        return {name: str(source) for name, source in sources.items()}
+
 
 def http_url(value: str, example: str = "") -> str:
     """``value`` without surrounding blanks when it is an absolute http(s) URL, else

@@ -53,6 +53,8 @@ class WebhookSettings(ChannelSettings):
     """A Jinja template for the JSON body; the renderer uses it, the channel sends message.body."""
     timeout: Duration = 10.0
 
+    template_fields: ClassVar[tuple[str, ...]] = ("body",)
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: SecretStr) -> SecretStr:

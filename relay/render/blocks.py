@@ -17,7 +17,6 @@ from typing import Any
 from jinja2 import Template
 
 from relay.channels.base import Limits
-from relay.render.environment import MarkupKind
 from relay.render.limits import truncate_plain, truncate_slack
 
 __all__ = ["compile_tree", "fit_blocks", "mrkdwn", "plain_text", "render_tree"]
@@ -29,7 +28,8 @@ MAX_FIELDS = 10
 MAX_ELEMENTS = 10
 MAX_BLOCKS = 50
 
-CompileLeaf = Callable[[MarkupKind, str, str], Template]
+CompileLeaf = Callable[[str, str, str], Template]
+"""``compile_leaf(markup, source, key)``."""
 _MRKDWN_TYPES = frozenset({"mrkdwn", "markdown"})
 
 
@@ -42,7 +42,7 @@ def mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
-def _text_markup(kind: object) -> MarkupKind:
+def _text_markup(kind: object) -> str:
     """The environment for the ``text`` of an object of this ``type``."""
     if not isinstance(kind, str) or kind in _MRKDWN_TYPES or "{" in kind:
         return "slack"  # a type decided at render time may turn out mrkdwn

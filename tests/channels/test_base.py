@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from relay.channels import REGISTRY
 from relay.channels.base import (
     PermanentError,
     RetryableError,
@@ -108,3 +109,18 @@ def test_every_url_setting_is_read_without_surrounding_blanks(
 ) -> None:
     settings = model.model_validate(base | {field: "  https://relay.example.com/a  "})
     assert _url_of(settings, field).rstrip("/") == "https://relay.example.com/a"
+
+
+@pytest.mark.parametrize("channel_type", list(REGISTRY))
+def test_a_channels_own_templates_are_text_settings_of_it(channel_type: str) -> None:
+    settings = REGISTRY[channel_type].settings
+    for name in settings.template_fields:
+        assert settings.model_fields[name].annotation == str | None, name
+
+
+def test_a_channel_hands_over_the_templates_it_declares_and_has() -> None:
+    base = {"type": "webhook", "url": "https://hooks.example.com/x"}
+    assert WebhookSettings.model_validate(base).templates() == {}
+    with_body = WebhookSettings.model_validate(base | {"body": '{"t": {{ text | tojson }}}'})
+    assert with_body.templates() == {"body": '{"t": {{ text | tojson }}}'}
+    assert SlackSettings.template_fields == () and TelegramSettings.template_fields == ()

@@ -51,7 +51,7 @@ def render(
     template: str | None = None,
     *,
     limits: Limits | None = None,
-    body_template: str | None = None,
+    channel_templates: dict[str, str] | None = None,
     run_started_at: float | None = 1_000.0,
 ) -> Message:
     return r.render(
@@ -64,7 +64,7 @@ def render(
         limits=limits or LIMITS.get(kind, Limits()),
         run_started_at=run_started_at,
         now=1_065.0,
-        body_template=body_template,
+        channel_templates=channel_templates,
     )
 
 

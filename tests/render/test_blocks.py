@@ -5,6 +5,8 @@ from typing import Any
 from relay.channels.base import Limits
 from relay.render.blocks import compile_tree, fit_blocks, mrkdwn, plain_text, render_tree
 from relay.render.environment import Environments
+from relay.render.kinds import REGISTRY as KINDS
+from relay.render.kinds import markups_of
 from relay.render.limits import ELLIPSIS
 
 SLACK = Limits(text=40_000, header=150, section=3000, blocks=50)
@@ -58,7 +60,7 @@ def test_fit_blocks_does_not_modify_its_input() -> None:
 
 
 def test_each_text_is_rendered_for_what_slack_does_with_it() -> None:
-    envs = Environments()
+    envs = Environments(markups_of(KINDS.values()))
     tree = compile_tree(
         [
             {"type": "header", "text": {"type": "plain_text", "text": "{{ v }}"}},

@@ -8,11 +8,13 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from relay.render import TemplateConfigError, check_syntax
 from relay.render.environment import Environments, duration
+from relay.render.kinds import REGISTRY as KINDS
+from relay.render.kinds import markups_of
 
 
 @pytest.fixture(scope="module")
 def envs() -> Environments:
-    return Environments()
+    return Environments(markups_of(KINDS.values()))
 
 
 def run(envs: Environments, markup: str, source: str, **context: Any) -> str:

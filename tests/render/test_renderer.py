@@ -405,7 +405,7 @@ def test_webhook_body_from_the_channel() -> None:
     payload = sample("run_finished_completed_youtube")
     payload["triggered_by"]["video_title"] = 'He said "hi"\n}'
     body = '{"title": {{ trigger.video_title | tojson }}, "subject": {{ subject | tojson }}, "n": {{ progress.completed }}}'
-    message = render(r, "webhook", payload, body_template=body)
+    message = render(r, "webhook", payload, channel_templates={"body": body})
     assert message.body is not None
     assert json.loads(message.body) == {
         "title": 'He said "hi"\n}',
@@ -416,7 +416,9 @@ def test_webhook_body_from_the_channel() -> None:
 
 def test_template_webhook_part_wins_over_channel_body() -> None:
     r = renderer({"t": {"webhook": '{"from": "template"}'}})
-    message = render(r, "webhook", sample("test"), "t", body_template='{"from": "channel"}')
+    message = render(
+        r, "webhook", sample("test"), "t", channel_templates={"body": '{"from": "channel"}'}
+    )
     assert message.body == '{"from": "template"}'
 
 
@@ -424,9 +426,14 @@ def test_body_that_is_not_json_is_a_render_error() -> None:
     payload = sample("run_finished_completed_youtube")
     payload["triggered_by"]["video_title"] = 'quote " breaks'
     with pytest.raises(RenderError, match="not valid JSON"):
-        render(renderer(), "webhook", payload, body_template='{"t": "{{ trigger.video_title }}"}')
+        render(
+            renderer(),
+            "webhook",
+            payload,
+            channel_templates={"body": '{"t": "{{ trigger.video_title }}"}'},
+        )
     with pytest.raises(RenderError, match="line 1"):
-        render(renderer(), "webhook", payload, body_template='{"t": {{ x }')
+        render(renderer(), "webhook", payload, channel_templates={"body": '{"t": {{ x }'})
 
 
 # --- limits ----------------------------------------------------------------------------------------

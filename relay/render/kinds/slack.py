@@ -1,57 +1,107 @@
-"""The built-in messages, used when no template is named (or a template lacks the kind's part).
+"""The ``slack`` kind: Slack mrkdwn text and Block Kit blocks.
 
-Text kinds are Jinja templates in ``templates/`` rendered by the same sandboxed environments as
-user templates. Slack's Block Kit layout is built here, with every event value passed through
-``slack_literal`` / ``slack_link`` (``slack_unlink`` in the plain-text header; nothing is pasted
-into JSON text).
+Every ``{{ value }}`` is made literal mrkdwn (``slack_literal``: ``& < >`` escaped, ``*_~```
+and a leading ``>`` defused, bare URLs, host names, ``@`` and ``#`` names unlinked); markup
+written in the template itself stays, and ``url | link(text)`` is the way to link a value.
+``plain_text`` objects get ``slack_unlink`` (clients link bare URLs even there). The built-in
+layout is built here, with every event value passed through ``slack_literal`` / ``slack_link``
+(``slack_unlink`` in the plain-text header; nothing is pasted into JSON text). Text and blocks
+are cut to the destination's limits without splitting an entity or a ``<url|text>`` link.
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from jinja2 import Template
-
-from relay.render.blocks import mrkdwn, plain_text
-from relay.render.environment import Environments, MarkupKind, duration
+from relay.channels.base import Limits
+from relay.render.blocks import compile_tree, fit_blocks, mrkdwn, plain_text, render_tree
+from relay.render.environment import duration
+from relay.render.kinds.base import Compile, Draft, Parts, RenderKind, Reply, reply_lines
 from relay.render.limits import (
+    SlackText,
     oneline,
     safe_url,
     slack_link,
     slack_literal,
     slack_unlink,
     truncate_plain,
+    truncate_slack,
 )
+from relay.render.markup import PLAIN, OutputMarkup, plain_link
+from relay.render.settings import SlackTemplate, TemplateSettings
 
-__all__ = ["DefaultTemplates", "slack_blocks", "slack_fallback"]
+__all__ = ["SLACK", "SLACK_PLAIN", "SlackKind", "slack_blocks", "slack_fallback"]
 
-_FILES: dict[str, tuple[MarkupKind, str]] = {
-    "plain": ("plain", "plain.txt.j2"),
-    "subject": ("plain", "subject.txt.j2"),
-    "telegram": ("html", "telegram.html.j2"),
-    "email_html": ("html", "email.html.j2"),
-}
-EMAIL_FOOTER = "\n\n--\nMosaic Relay · route {route} · event {event_id}"
+SLACK = OutputMarkup(
+    "slack",
+    link=slack_link,
+    escape=slack_literal,
+    filters={
+        "slack_escape": slack_literal,
+        "slack_literal": slack_literal,
+        "slack_link": slack_link,
+    },
+    escaped=SlackText,
+    truncate=lambda text, length: SlackText(truncate_slack(text, length)),
+)
+"""Slack mrkdwn: every value literal."""
+
+SLACK_PLAIN = OutputMarkup("slack_plain", link=plain_link, escape=slack_unlink)
+"""Slack ``plain_text``: every value unlinked."""
+
 MAX_OUTPUTS = 10
 MAX_ERRORS = 5
 MAX_NODE_LABEL = 24
 
 
-class DefaultTemplates:
-    """The compiled built-in text templates: plain, subject, telegram, email_html."""
+@dataclass(frozen=True, slots=True)
+class SlackParts:
+    blocks: Any
+    """A Block Kit tree with a compiled template at every string leaf (None: no blocks)."""
+    text: Any
+    """The notification text (a compiled template, or None)."""
 
-    def __init__(self, envs: Environments) -> None:
-        folder = resources.files("relay.render").joinpath("templates")
-        self.by_key: dict[str, Template] = {
-            key: envs.compile(
-                markup, folder.joinpath(file).read_text("utf-8"), name="(built-in)", key=file
-            )
-            for key, (markup, file) in _FILES.items()
-        }
 
-    def __getitem__(self, key: str) -> Template:
-        return self.by_key[key]
+class SlackKind(RenderKind):
+    name: ClassVar[str] = "slack"
+    text_markup: ClassVar[OutputMarkup] = SLACK
+    markups: ClassVar[tuple[OutputMarkup, ...]] = (SLACK_PLAIN, PLAIN)
+
+    def compile(self, settings: TemplateSettings, compile_part: Compile) -> SlackParts | None:
+        blocks = text = None
+        if settings.slack_blocks is not None:
+            key = "slack.blocks" if isinstance(settings.slack, SlackTemplate) else "slack"
+            blocks = compile_tree(settings.slack_blocks, compile_part, key)
+        if settings.slack_text is not None:
+            text = compile_part(SLACK.name, settings.slack_text, "slack.text")
+        return None if blocks is None and text is None else SlackParts(blocks, text)
+
+    def render(self, draft: Draft) -> Parts:
+        own: SlackParts = draft.own or SlackParts(None, None)
+        text = draft.rendered(own.text) if own.text is not None else draft.text(SLACK.name)
+        if own.blocks is not None:
+            blocks = render_tree(own.blocks, draft.ctx)
+        elif text is not None:
+            blocks = [{"type": "section", "text": mrkdwn(text)}]
+        else:
+            blocks = slack_blocks(draft.ctx)
+        if not text:
+            text = slack_fallback(draft.ctx)
+        return Parts(
+            text=truncate_slack(text, draft.limits.text),
+            blocks=fit_blocks(blocks, draft.limits) or None,
+            subject=draft.subject(),
+        )
+
+    def render_reply(self, reply: Reply, limits: Limits) -> Parts:
+        icon, title, detail = reply_lines(reply)
+        text = f"{icon} *{slack_literal(title)}*"
+        if detail:
+            text += f"\n{slack_literal(detail)}"
+        if reply.url:
+            text += f"\n{slack_link(reply.url, 'Download')}"
+        return Parts(text=truncate_slack(text, limits.text))
 
 
 def _literal(value: Any, limit: int) -> str:
