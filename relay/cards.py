@@ -4,8 +4,10 @@ A card job (route ``mode: card``) never regresses the card: an event ranks by (t
 finished, nodes completed), and one that ranks below what the card shows is skipped. A job with a
 newer job of the same run queued behind it is superseded (only the newest state is sent), and
 edits are at most one per ``card_interval``. Replies (``thread: true``) go under the card for node
-failures and final outputs, each once. Refs and the card's bookkeeping are in the store, so a
-restarted relay keeps editing the same card.
+failures and final outputs, each once, in the markup of the channel's kind (``render_reply``). A
+kind without live cards (email: each update would be one more mail) is sent at start and finish
+only. Refs and the card's bookkeeping are in the store, so a restarted relay keeps editing the
+same card.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from markupsafe import escape
-
 from relay.channels import Channel, Message, MessageRef
 from relay.channels.base import EditableChannel, ThreadedChannel
 from relay.events import Event
-from relay.render.limits import oneline, safe_url, slack_link, slack_literal, truncate_plain
+from relay.render import Reply, render_reply
+from relay.render.kinds import kind_named
+from relay.render.limits import safe_url
 from relay.routing import Route
 from relay.store.base import Job, Store
 
@@ -54,15 +56,6 @@ def card_rank(event: Event) -> list[int]:
     return [int(event.is_terminal), counts.completed + counts.failed, counts.completed]
 
 
-@dataclass(frozen=True)
-class Reply:
-    key: str
-    title: str
-    detail: str | None
-    url: str | None
-    failure: bool
-
-
 def replies_for(event: Event) -> list[Reply]:
     """Node failures (with their status_message) and, at the end, each final output.
 
@@ -84,43 +77,6 @@ def replies_for(event: Event) -> list[Reply]:
             )
             replies.append(Reply(key, title, None, safe_url(output.video_url), False))
     return replies
-
-
-def reply_message(reply: Reply, kind: str, base: Message) -> Message:
-    """A short reply in the channel's markup; every piece of event text escaped."""
-    title = truncate_plain(oneline(reply.title), 200)
-    detail = truncate_plain(oneline(reply.detail), 1000) if reply.detail else None
-    icon = "❌" if reply.failure else "🎬"
-    if kind == "slack":
-        text = f"{icon} *{slack_literal(title)}*"
-        if detail:
-            text += f"\n{slack_literal(detail)}"
-        if reply.url:
-            text += f"\n{slack_link(reply.url, 'Download')}"
-    elif kind in ("telegram", "email"):
-        text = f"{icon} <b>{escape(title)}</b>"
-        if detail:
-            text += f"\n{escape(detail)}"
-        if reply.url:
-            text += f'\n<a href="{escape(reply.url)}">Download</a>'
-    else:
-        text = (
-            f"{icon} {title}"
-            + (f"\n{detail}" if detail else "")
-            + (f"\n{reply.url}" if reply.url else "")
-        )
-    return Message(
-        text=text,
-        subject=base.subject,
-        html=text.replace("\n", "<br>") if kind == "email" else None,
-        caption=None,
-        run_id=base.run_id,
-        event_id=base.event_id,
-        route=base.route,
-        flag=base.flag,
-        status=base.status,
-        agent_id=base.agent_id,
-    )
 
 
 @dataclass(frozen=True)
@@ -166,6 +122,7 @@ async def run_card_job(
     ref = MessageRef(*stored_ref) if stored_ref else None
     rank = card_rank(event)
     shown = bool(state.fingerprint)
+    kind = kind_named(channel.render_kind)
     rendered: list[Message] = []
 
     async def message() -> Message:
@@ -177,8 +134,8 @@ async def run_card_job(
         note = "skipped: older than the card"
     elif shown and not event.is_terminal and await store.has_newer(job):
         note = "skipped: a newer state is queued"
-    elif shown and channel.render_kind == "email" and not event.is_terminal:
-        note = "skipped: email cards mail at start and finish only"
+    elif shown and not kind.live_cards and not event.is_terminal:
+        note = f"skipped: {kind.name} cards mail at start and finish only"
     elif shown and now < state.last_edit + route.card_interval:
         return Later(state.last_edit + route.card_interval)
     elif shown and _fingerprint(await message()) == state.fingerprint:
@@ -204,7 +161,7 @@ async def run_card_job(
             if reply.key in state.replied:
                 continue
             broadcast = reply.failure and route.broadcast_failures
-            text = reply_message(reply, channel.render_kind, await message())
+            text = render_reply(kind.name, reply, await message(), channel.limits)
             await send(channel.reply(ref, text, broadcast=broadcast))
             state.replied.append(reply.key)
             await store.put_card_state(job.run_id, job.channel, state.dump())

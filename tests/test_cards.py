@@ -1,4 +1,7 @@
-"""Live run cards against the Slack and Telegram fakes: one message per run, edited forward only."""
+"""Live run cards against the Slack and Telegram fakes: one message per run, edited forward only.
+
+The card job on its own (a recording channel of any kind, its store calls in memory): the kind
+decides the markup of card and replies, and whether a card follows the run's progress."""
 
 from __future__ import annotations
 
@@ -7,19 +10,25 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from relay.app import build_app
-from relay.cards import Reply, reply_message
-from relay.channels.base import Message
+from relay.cards import Done, Later, run_card_job
+from relay.channels.base import Limits, Message, MessageRef
 from relay.config import load_config
+from relay.events import Event
+from relay.matchers import Matcher
+from relay.render import KINDS, Renderer, Reply, render_reply
+from relay.routing import Route
+from relay.store.base import Job
 from tests.conftest import sample, wait_until
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.telegram import FakeTelegram, TelegramMessage
+from tests.render.test_kinds import ShoutKind
 
 RUN = "5e1f0000-aaaa-4bbb-8ccc-000000000001"
 CHAT = "-1001234567890"
@@ -278,9 +287,110 @@ async def test_older_state_arriving_late_never_overwrites_the_card(
 def test_a_slack_reply_shows_node_text_literally_and_links_only_its_url() -> None:
     hostile = "> *SECURITY NOTICE:* sign in at https://slack-login.evil.example/auth @here"
     reply = Reply("n1", "node <!channel>", hostile, "https://storage.example.com/o.mp4", True)
-    text = reply_message(reply, "slack", Message(text="")).text
+    text = render_reply("slack", reply, Message(text=""), Limits()).text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "*SECURITY" not in text  # the asterisks are look-alikes, not bold
     assert "https://slack-login" not in text and "@here" not in text  # not linked by Slack
     assert "\n>" not in text  # no quote
     assert text.endswith("<https://storage.example.com/o.mp4|Download>")
+
+
+CARD_ROUTE = Route(
+    index=0, name="cards", match=Matcher(), exclude=Matcher(), channels=("c",), template=None,
+    stop=False, mode="card", thread=True, broadcast_failures=False, card_interval=0.0,
+)  # fmt: skip
+
+
+class CardBook:
+    """The store calls a card job makes, kept in memory."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], str] = {}
+        self.refs: dict[tuple[str, str], tuple[str, str]] = {}
+
+    async def get_card_state(self, run_id: str, channel: str) -> str | None:
+        return self.states.get((run_id, channel))
+
+    async def put_card_state(self, run_id: str, channel: str, state: str) -> None:
+        self.states[(run_id, channel)] = state
+
+    async def get_ref(self, run_id: str, channel: str) -> tuple[str, str] | None:
+        return self.refs.get((run_id, channel))
+
+    async def put_ref(self, run_id: str, channel: str, channel_id: str, message_id: str) -> None:
+        self.refs[(run_id, channel)] = (channel_id, message_id)
+
+    async def has_newer(self, job: Job) -> bool:
+        return False
+
+
+class Recorder:
+    """A channel of any render kind that can edit and reply, and records what it is sent."""
+
+    limits: ClassVar[Limits] = Limits(text=4000)
+
+    def __init__(self, render_kind: str) -> None:
+        self.render_kind = render_kind
+        self.cards: list[str] = []
+        self.replies: list[Message] = []
+
+    async def send(self, message: Message) -> MessageRef:
+        self.cards.append(message.text)
+        return MessageRef("c", f"m{len(self.cards)}")
+
+    async def edit(self, ref: MessageRef, message: Message) -> None:
+        self.cards.append(message.text)
+
+    async def reply(
+        self, ref: MessageRef, message: Message, *, broadcast: bool = False
+    ) -> MessageRef | None:
+        self.replies.append(message)
+        return None
+
+
+async def card_job(channel: Recorder, payload: dict[str, Any], book: CardBook) -> Done | Later:
+    event = Event.model_validate(payload)
+    job = Job(
+        id="j", event_id="ev", run_id=event.run_id, channel="c", route="cards", template=None,
+        mode="card", state="claimed", attempts=0, created_at=0.0, next_attempt_at=0.0,
+        last_error=None, body=b"", run_started_at=None,
+    )  # fmt: skip
+
+    async def render() -> Message:
+        return Renderer({}, {}).render(
+            channel.render_kind, None, event, event_id="ev", route="cards", channel="c",
+            limits=channel.limits, run_started_at=None, now=0.0,
+        )  # fmt: skip
+
+    async def send(call: Awaitable[Any]) -> Any:
+        return await call
+
+    return await run_card_job(job, event, CARD_ROUTE, channel, book, render, 0.0, send)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_a_card_follows_the_run_unless_its_kind_sends_start_and_finish_only(
+    kind: str,
+) -> None:
+    channel, book = Recorder(kind), CardBook()
+    await card_job(channel, started(), book)
+    during = await card_job(channel, progress(4), book)
+    await card_job(channel, finished(), book)
+    if KINDS[kind].live_cards:
+        assert during == Done("card updated") and len(channel.cards) == 3
+    else:
+        assert during == Done(f"skipped: {kind} cards mail at start and finish only")
+        assert len(channel.cards) == 2
+
+
+async def test_a_registered_kind_writes_its_card_and_replies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(KINDS, "shout", ShoutKind())
+    channel, book = Recorder("shout"), CardBook()
+    await card_job(channel, started(), book)
+    await card_job(channel, progress(15), book)  # node-7 fails
+    assert channel.cards[0].startswith("🚀 STARTED!! AGENT ")
+    assert [reply.text for reply in channel.replies] == [
+        "❌ NODE NODE-7 FAILED!! GPU <B>OUT</B> OF MEMORY"
+    ]
