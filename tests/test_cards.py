@@ -295,6 +295,19 @@ def test_a_slack_reply_shows_node_text_literally_and_links_only_its_url() -> Non
     assert text.endswith("<https://storage.example.com/o.mp4|Download>")
 
 
+def test_an_email_reply_has_a_plain_text_part_and_an_html_part() -> None:
+    reply = Reply(
+        "n1", "Node <n1> failed", "GPU & memory", "https://storage.example.com/o.mp4", True
+    )
+    message = render_reply("email", reply, Message(text="", subject="Run failed"), Limits())
+    assert message.text == "❌ Node <n1> failed\nGPU & memory\nhttps://storage.example.com/o.mp4"
+    assert message.html == (
+        "❌ <b>Node &lt;n1&gt; failed</b><br>GPU &amp; memory<br>"
+        '<a href="https://storage.example.com/o.mp4">Download</a>'
+    )
+    assert message.subject == "Run failed"
+
+
 CARD_ROUTE = Route(
     index=0, name="cards", match=Matcher(), exclude=Matcher(), channels=("c",), template=None,
     stop=False, mode="card", thread=True, broadcast_failures=False, card_interval=0.0,

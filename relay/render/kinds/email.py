@@ -3,7 +3,8 @@
 The template's ``email.text`` and ``email.html`` win; a portable ``text`` becomes the text part
 and, escaped with its line breaks kept, the HTML part. The subject is the template's
 ``email.subject``, else the channel's own ``subject`` template, else the built-in one. A live
-card mails at start and finish only: each update would be another mail.
+card mails at start and finish only: each update would be another mail. A card's reply is a mail
+with the same two parts: plain text, and HTML.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from relay.render.kinds.base import (
     Reply,
     builtin,
     html_reply,
+    plain_reply,
 )
 from relay.render.limits import oneline, truncate_html, truncate_plain
 from relay.render.markup import HTML, PLAIN, OutputMarkup
@@ -83,5 +85,8 @@ class EmailKind(RenderKind):
         )
 
     def render_reply(self, reply: Reply, limits: Limits) -> Parts:
-        text = html_reply(reply)
-        return Parts(text=text, html=truncate_html(text.replace("\n", "<br>"), limits.text))
+        html = html_reply(reply).replace("\n", "<br>")
+        return Parts(
+            text=truncate_plain(plain_reply(reply), limits.text),
+            html=truncate_html(html, limits.text),
+        )
