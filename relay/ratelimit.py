@@ -63,7 +63,8 @@ class RateLimiter:
         elapsed = max(0.0, now - bucket.updated)
         bucket.tokens = min(float(limit.burst), bucket.tokens + elapsed * limit.per_second)
         bucket.updated = max(bucket.updated, now)  # an earlier clock must not refill it twice
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        wait = (1.0 - bucket.tokens) / limit.per_second
+        if bucket.tokens >= 1.0 or now + wait <= now:  # ready within the clock's resolution
+            bucket.tokens = max(0.0, bucket.tokens - 1.0)
             return 0.0
-        return (1.0 - bucket.tokens) / limit.per_second
+        return wait

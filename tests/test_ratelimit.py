@@ -58,7 +58,8 @@ class BucketCase:
     per_second: float
     burst: int
     tries: tuple[tuple[float, float], ...]
-    """``(now, expected wait)`` in order, ``now`` relative to ``T0``."""
+    """``(now, expected wait)`` in order, ``now`` relative to ``start``."""
+    start: float = T0
 
 
 BUCKET_CASES = {
@@ -76,12 +77,19 @@ BUCKET_CASES = {
     "an earlier clock cannot refill the bucket": BucketCase(
         1.0, 1, ((10, 0), (0, 1.0), (10.5, 0.5), (11, 0))
     ),
+    # 1000000.2 - 1000000.1 is a hair under 0.1: the token lacks 2e-11 s, below what the clock
+    # can tell apart from now (a wait that ends "now" would come back for ever).
+    "a token short by less than the clock's resolution is ready": BucketCase(
+        10.0, 1, ((0.1, 0), (0.2, 0), (0.2, 0.1)), start=1_000_000.0
+    ),
 }
 
 
 @pytest.mark.parametrize("case", BUCKET_CASES.values(), ids=BUCKET_CASES.keys())
 async def test_token_bucket(acquire: Acquire, case: BucketCase) -> None:
-    waits = [await acquire("k", case.per_second, case.burst, T0 + at) for at, _ in case.tries]
+    waits = [
+        await acquire("k", case.per_second, case.burst, case.start + at) for at, _ in case.tries
+    ]
     assert waits == pytest.approx([wait for _, wait in case.tries])
 
 

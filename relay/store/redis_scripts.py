@@ -436,11 +436,10 @@ local bucket = redis.call('HMGET', key, 'tokens', 'ts')
 local tokens = tonumber(bucket[1]) or burst
 local ts = tonumber(bucket[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = (1 - tokens) / rate
+local wait = (1 - tokens) / rate
+if tokens >= 1 or now + wait <= now then  -- ready within the clock's resolution
+  tokens = math.max(0, tokens - 1)
+  wait = 0
 end
 redis.call('HSET', key, 'tokens', string.format('%.17g', tokens),
   'ts', string.format('%.17g', math.max(ts, now)))
