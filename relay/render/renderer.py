@@ -86,7 +86,11 @@ class Renderer:
     ) -> None:
         self._kinds = dict(REGISTRY if kinds is None else kinds)
         self._envs = Environments(markups_of(self._kinds.values()))
-        self._builtins = {name: self._compile_builtins(kind) for name, kind in self._kinds.items()}
+        common = self._compile_builtins(COMMON_BUILTINS)
+        self._builtins = {
+            name: {**common, **self._compile_builtins(kind.builtins)}
+            for name, kind in self._kinds.items()
+        }
         self._agents = dict(agents)
         self._contexts = ContextCache(self._agents)
         self._templates = {
@@ -95,8 +99,7 @@ class Renderer:
         }
         self._channel_templates: dict[str, Template] = {}
 
-    def _compile_builtins(self, kind: RenderKind) -> dict[str, Template]:
-        builtins: dict[str, Builtin] = {**COMMON_BUILTINS, **kind.builtins}
+    def _compile_builtins(self, builtins: Mapping[str, Builtin]) -> dict[str, Template]:
         return {
             key: self._envs.compile(b.markup, b.source, name="(built-in)", key=b.label)
             for key, b in builtins.items()
