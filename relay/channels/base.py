@@ -184,7 +184,7 @@ class Channel(Protocol):
 
     name: str
     render_kind: ClassVar[str]
-    """Which renderer makes its messages: ``plain``, ``slack``, ``telegram``, ``email``, ``webhook``."""
+    """The render kind that writes its messages, by name (``relay.render.kinds.REGISTRY``)."""
     limits: ClassVar[Limits]
     default_rate_limit: ClassVar[RateLimit | None]
 

@@ -1,7 +1,9 @@
-"""Escaping and length limits for every output markup — the one place both live.
+"""The escaping and cutting primitives the output markups are built from.
 
-Event text (titles, status messages, errors, ids, URLs) is hostile. It reaches a message only
-through these functions:
+Each kind (``relay.render.kinds``) picks its escaping and cutting from here for its markup;
+a kind with a markup of its own keeps that markup's escaper in its module. Event text (titles,
+status messages, errors, ids, URLs) is hostile. It reaches a message only through these
+functions (or a kind's own escaper):
 
 - ``clean_text``: lone surrogates, control characters and bidi overrides removed (context build).
 - ``slack_escape``: ``& < >`` -> entities; neutralises ``<!channel>``, ``<@U…>``, ``<url|x>``.
