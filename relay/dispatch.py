@@ -3,6 +3,8 @@
 One claim loop leases jobs up to the number of free worker slots; each job runs as its own task:
 ``Attempts.attempt`` (``relay.delivery.attempt``) returns what came of the try, and
 ``Recorder.record`` (``relay.delivery.record``) writes it to the store, metrics and log.
+Channels whose destination takes no send for now (a 429's hold, or pacing by a rate limit) are
+left out of claims until the hold ends, so their jobs wait in the store untouched.
 """
 
 from __future__ import annotations
@@ -116,29 +118,40 @@ class Dispatcher:
             return workers + reserve - busy, active, 1
         return 0, [], 0
 
+    def _held_channels(self, runtime: Runtime, now: float) -> tuple[set[str], float | None]:
+        """Channels whose destination takes no send now, and when the first of those holds ends."""
+        held: set[str] = set()
+        ends: list[float] = []
+        for name, channel in runtime.channels.items():
+            wait = self._limiter.blocked_for(channel.rate_key, now)
+            if wait > 0:
+                held.add(name)
+                ends.append(now + wait)
+        return held, min(ends, default=None)
+
     async def _claim_loop(self) -> None:
         while not self._stopping:
             runtime = self._runtime()
             delivery = runtime.loaded.config.delivery
             share = delivery.per_channel or max(1, delivery.workers // 2)
             limit, full, cap = self._claim_plan(delivery.workers, share)
+            now = self._clock.now()
+            held, hold_ends = self._held_channels(runtime, now)
+            skip = held.union(full)
             self._wake.clear()
-            # Nothing to claim when every channel is at its cap (a claim would scan the backlog).
-            can_claim = limit > 0 and not set(full) >= set(runtime.channels)
+            # Nothing to claim when every channel is skipped (a claim would scan the backlog).
+            can_claim = limit > 0 and not skip >= set(runtime.channels)
             jobs: list[Job] = []
             if can_claim:
                 try:
                     jobs = await self._store.claim(
-                        now=self._clock.now(),
-                        lease=delivery.lease,
-                        limit=limit,
-                        exclude_channels=full,
+                        now=now, lease=delivery.lease, limit=limit, exclude_channels=sorted(skip)
                     )
                 except Exception:
                     log.exception("claiming jobs failed; retrying")
             if await self._start_all(jobs, cap):
                 continue
-            await self._idle_wait(can_claim)
+            await self._idle_wait(now if can_claim else None, hold_ends)
 
     async def _start_all(self, jobs: list[Job], cap: int) -> int:
         """Start a task per claimed job; returns how many started."""
@@ -156,14 +169,20 @@ class Dispatcher:
             started += 1
         return started
 
-    async def _idle_wait(self, could_claim: bool) -> None:
-        """Sleep until woken (an event accepted, a try finished), the next job falls due, or
-        ``POLL_INTERVAL`` passes."""
+    async def _idle_wait(self, claimed_at: float | None, hold_ends: float | None) -> None:
+        """Sleep until woken (an event accepted, a try finished), the next job falls due, a
+        destination's hold ends, or ``POLL_INTERVAL`` passes.
+
+        ``claimed_at``: when the claim that found nothing ran (None: no claim). A job due by then
+        waits for its channel (at its cap, or held), so it does not cut the sleep short.
+        """
         deadline = self._clock.now() + POLL_INTERVAL
-        if could_claim:
+        if hold_ends is not None:
+            deadline = min(deadline, hold_ends)
+        if claimed_at is not None:
             with contextlib.suppress(Exception):
                 due = await self._store.next_due_at()
-                if due is not None:
+                if due is not None and due > claimed_at:
                     deadline = min(deadline, due)
         await self._clock.wait(self._wake, deadline)
 

@@ -23,12 +23,14 @@ import pytest
 from relay.channels import Limits, Message, MessageRef, PermanentError, RetryableError
 from relay.config import load_config
 from relay.confmodel import RateLimit
-from relay.dispatch import Dispatcher
+from relay.delivery.clock import SYSTEM_CLOCK, Clock
+from relay.dispatch import POLL_INTERVAL, Dispatcher
 from relay.events import Event
 from relay.receiver import canonical_json
 from relay.runtime import Runtime
 from relay.store import Job, JobSpec, NewEvent, SQLiteStore
 from tests.conftest import SECRET, wait_until
+from tests.fakes.clock import FakeClock
 
 CONFIG = """
 auth:
@@ -87,8 +89,9 @@ class Scripted:
     limits: ClassVar[Limits] = Limits()
     default_rate_limit: ClassVar[RateLimit | None] = None
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, now: Callable[[], float] = time.time) -> None:
         self.name = name
+        self.now = now
         self.calls: list[Call] = []
         self.sent: list[int] = []
         self.cancelled: list[int] = []
@@ -111,7 +114,7 @@ class Scripted:
 
     async def send(self, message: Message) -> MessageRef | None:
         seq = int(message.text)
-        self.calls.append(Call(seq, time.time()))
+        self.calls.append(Call(seq, self.now()))
         failure = next(self.failures.get(seq, iter(())), None)
         if failure is not None:
             raise failure
@@ -135,22 +138,24 @@ def always(make: Callable[[], Exception]) -> Iterator[Exception]:
 
 
 class Harness:
-    """A dispatcher on a real store, its runtime's channels replaced by scripted ones."""
+    """A dispatcher on a real store, its runtime's channels replaced by scripted ones; its time
+    is ``clock`` (the wall clock unless a test gives a ``FakeClock``)."""
 
-    def __init__(self, tmp_path: Path, **delivery: Any) -> None:
+    def __init__(self, tmp_path: Path, clock: Clock = SYSTEM_CLOCK, **delivery: Any) -> None:
+        self.clock = clock
         settings = {"workers": 4, "lease": "5s", "max_attempts": 3, "max_age": "1h"}
         settings.update(delivery)
         config = tmp_path / "relay.yaml"
         config.write_text(CONFIG.format(secret=SECRET, **settings))
         self.runtime = Runtime.build(load_config(config, env={}))
-        self.channels = {name: Scripted(name) for name in ("a", "b", "c")}
+        self.channels = {name: Scripted(name, clock.now) for name in ("a", "b", "c")}
         self.runtime.channels.update(self.channels)
         self.store = SQLiteStore(tmp_path / "relay.db", sync="normal")
         self.dispatcher = self.new_dispatcher()
         self._seq = itertools.count(1)
 
     def new_dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.store, lambda: self.runtime)
+        return Dispatcher(self.store, lambda: self.runtime, clock=self.clock)
 
     async def accept(
         self, run_id: str, *channels: str, template: str = "seq", **fields: Any
@@ -171,7 +176,7 @@ class Harness:
         )
         event = NewEvent(
             uuid.uuid4().hex, f"key-{seq}", body, "RUN_PROGRESS", run_id, "agent-1", "running",
-            time.time(),
+            self.clock.now(),
         )  # fmt: skip
         await self.store.accept(event, [JobSpec(ch, "route", template) for ch in channels])
         self.dispatcher.notify()
@@ -204,16 +209,49 @@ async def fill_hanging_channel(h: Harness, name: str, count: int, *, share: int)
         await wait_until(in_flight)
 
 
+async def idle(h: Harness, clock: FakeClock) -> float:
+    """Wait until nothing is in flight and the claim loop sleeps; returns until when it sleeps."""
+
+    def parked() -> bool:
+        return h.dispatcher.in_flight == 0 and clock.parked is not None
+
+    await wait_until(parked)
+    assert clock.parked is not None
+    return clock.parked
+
+
+async def run_clock(
+    h: Harness, clock: FakeClock, done: Callable[[], bool | Awaitable[bool]], steps: int = 100
+) -> None:
+    """Move the clock to each moment the dispatcher sleeps until, until ``done`` (checked each
+    time the dispatcher is idle)."""
+    for _ in range(steps):
+        until = await idle(h, clock)
+        result = done()
+        if result if isinstance(result, bool) else await result:
+            return
+        clock.advance_to(until)
+    raise AssertionError(f"not done after {steps} steps of the clock")
+
+
+async def put_off(h: Harness) -> int:
+    """How many jobs were claimed and then put off (retried or paced) so far."""
+    events = await h.store.list_events(limit=100)
+    return sum(job.last_error is not None for event in events for job in event.jobs)
+
+
 class MakeHarness(Protocol):
-    def __call__(self, *, start: bool = True, **delivery: Any) -> Awaitable[Harness]: ...
+    def __call__(
+        self, *, start: bool = True, clock: Clock = SYSTEM_CLOCK, **delivery: Any
+    ) -> Awaitable[Harness]: ...
 
 
 @pytest.fixture
 async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
     made: list[Harness] = []
 
-    async def make(*, start: bool = True, **delivery: Any) -> Harness:
-        harness = Harness(tmp_path, **delivery)
+    async def make(*, start: bool = True, clock: Clock = SYSTEM_CLOCK, **delivery: Any) -> Harness:
+        harness = Harness(tmp_path, clock, **delivery)
         await harness.store.open()
         made.append(harness)
         if start:
@@ -308,29 +346,39 @@ async def test_rate_limited_answers_do_not_use_up_attempts(make_harness: MakeHar
 
 
 async def test_retry_after_is_honoured_exactly(make_harness: MakeHarness) -> None:
-    h = await make_harness()
+    clock = FakeClock()
+    h = await make_harness(clock=clock)
     a = h.channels["a"]
     a.failures[1] = failing(1, lambda: RetryableError("HTTP 503", retry_after=0.3))
     await h.accept("run-1", "a")
+    assert await idle(h, clock) == clock.now() + 0.3
+    [first] = a.calls
+
+    clock.advance_to(first.at + 0.299)
+    h.dispatcher.notify()  # looks again just before: nothing is due yet
+    assert await idle(h, clock) == first.at + 0.3
+    assert len(a.calls) == 1
+
+    clock.advance_to(first.at + 0.3)
     await wait_until(lambda: a.sent == [1])
-    first, second = a.calls_for(1)
-    assert 0.3 <= second.at - first.at < 0.3 + 0.3
+    assert [call.at for call in a.calls] == [first.at, first.at + 0.3]
 
 
 async def test_max_age_bounds_even_rate_limited_retries(make_harness: MakeHarness) -> None:
-    h = await make_harness(max_age="300ms", max_attempts=1)
+    clock = FakeClock()
+    h = await make_harness(clock=clock, max_age="250ms", max_attempts=1)
     a = h.channels["a"]
     a.failures[1] = always(
-        lambda: RetryableError("rate limited (HTTP 429)", retry_after=0.1, rate_limited=True)
+        lambda: RetryableError("rate limited (HTTP 429)", retry_after=0.125, rate_limited=True)
     )
-    started = time.time()
+    accepted = clock.now()
     await h.accept("run-1", "a")
-    await wait_until(has_dead(h))
+    await run_clock(h, clock, has_dead(h))
     [dead] = await h.dead()
-    assert dead.last_error is not None
-    assert dead.last_error.startswith("gave up after") and "rate limited" in dead.last_error
-    assert 2 <= len(a.calls_for(1)) <= 4
-    assert time.time() - started < 1.0
+    assert dead.last_error == "gave up after 0.25s: rate limited (HTTP 429)"
+    # Tries at 0, 0.125 and 0.25 s; the next would be past max_age: dead at once, not later.
+    assert [call.at - accepted for call in a.calls] == [0.0, 0.125, 0.25]
+    assert clock.now() == accepted + 0.25
 
 
 async def test_a_message_that_cannot_render_is_dead_lettered_without_a_send(
@@ -357,29 +405,83 @@ async def test_a_job_for_a_channel_no_longer_configured_is_dead_lettered(
 
 
 async def test_a_rate_limit_paces_sends_without_using_attempts(make_harness: MakeHarness) -> None:
-    h = await make_harness(max_attempts=1)
+    clock = FakeClock()
+    h = await make_harness(clock=clock, max_attempts=1)
     a = h.channels["a"]
     h.runtime.rate_limits["a"] = RateLimit(per_second=20, burst=2)
     for i in range(12):
         await h.accept(f"run-{i}", "a")
-    await wait_until(lambda: len(a.sent) == 12)
+    await run_clock(h, clock, lambda: len(a.sent) == 12)
     times = [call.at for call in a.calls]
     assert len(times) == 12  # paced jobs wait before the send, not after a failed one
-    assert paced_excess(times, per_second=20, burst=2, jitter=0.05) <= 0
-    assert max(times) - min(times) >= (12 - 2) / 20 * 0.9
+    assert paced_excess(times, per_second=20, burst=2) <= 1e-6  # float rounding only
+    assert max(times) - min(times) >= (12 - 2) / 20 - 1e-6
     assert await h.dead() == []
 
 
+async def test_a_paced_destinations_other_jobs_wait_in_the_store_untouched(
+    make_harness: MakeHarness,
+) -> None:
+    clock = FakeClock()
+    h = await make_harness(clock=clock)  # 4 workers, 2 per channel
+    a = h.channels["a"]
+    h.runtime.rate_limits["a"] = RateLimit(per_second=1, burst=1)
+    for i in range(5):
+        await h.accept(f"run-{i}", "a")
+    start = clock.now()
+    assert await idle(h, clock) == start + 1.0  # the next token
+    assert len(a.calls) == 1
+    assert await put_off(h) == 1  # claimed along with the first, then paced; the rest untouched
+
+    await run_clock(h, clock, lambda: len(a.sent) == 5)
+    assert [call.at - start for call in a.calls] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+async def test_a_429_holds_its_destinations_other_jobs_in_the_store_untouched(
+    make_harness: MakeHarness,
+) -> None:
+    clock = FakeClock()
+    h = await make_harness(clock=clock, workers=2)  # one send per channel at a time
+    a = h.channels["a"]
+    a.failures[1] = failing(
+        1, lambda: RetryableError("rate limited (HTTP 429)", retry_after=5.0, rate_limited=True)
+    )
+    for i in range(4):
+        await h.accept(f"run-{i}", "a")
+    start = clock.now()
+    while (until := await idle(h, clock)) < start + 5.0:
+        clock.advance_to(until)  # the loop's polls find nothing to claim
+    assert [call.seq for call in a.calls] == [1]
+    assert await put_off(h) == 1  # only the refused one
+
+    await run_clock(h, clock, lambda: len(a.sent) == 4)
+    assert {call.at - start for call in a.calls[1:]} == {5.0}
+
+
+async def test_a_backlog_behind_a_channel_at_its_cap_lets_the_claim_loop_sleep(
+    make_harness: MakeHarness,
+) -> None:
+    clock = FakeClock()
+    h = await make_harness(clock=clock, workers=4, lease="60s")
+    a = h.channels["a"]
+    a.hold_all = asyncio.Event()
+    await fill_hanging_channel(h, "a", 4, share=2)
+    # Two of a's jobs are due but a has its share in flight: the loop waits for a send to end
+    # (or the poll), instead of claiming again and again.
+    await wait_until(lambda: clock.parked == clock.now() + POLL_INTERVAL)
+    a.hold_all.set()
+    await wait_until(lambda: len(a.sent) == 4)
+
+
 async def test_a_slow_channel_does_not_delay_another(make_harness: MakeHarness) -> None:
-    h = await make_harness(workers=4)  # a channel may use half the workers
+    # The clock stands still: b's sends cannot wait for a timer (a poll, a backoff), only for a.
+    h = await make_harness(clock=FakeClock(), workers=4, lease="60s")  # a channel: half the workers
     a, b = h.channels["a"], h.channels["b"]
     a.hold_all = asyncio.Event()
     await fill_hanging_channel(h, "a", 6, share=2)
-    started = time.monotonic()
     for i in range(6):
         await h.accept(f"fast-{i}", "b")
-    await wait_until(lambda: len(b.sent) == 6, timeout=2)
-    assert time.monotonic() - started < 1.0
+    await wait_until(lambda: len(b.sent) == 6)
     assert len(a.calls) == 2
     a.hold_all.set()
     await wait_until(lambda: len(a.sent) == 6)
@@ -388,7 +490,7 @@ async def test_a_slow_channel_does_not_delay_another(make_harness: MakeHarness) 
 async def test_a_backlog_for_a_slow_channel_does_not_take_every_worker(
     make_harness: MakeHarness,
 ) -> None:
-    h = await make_harness(start=False, workers=4)
+    h = await make_harness(clock=FakeClock(), start=False, workers=4, lease="60s")
     a, b = h.channels["a"], h.channels["b"]
     a.hold_all = asyncio.Event()
     for i in range(6):
@@ -397,21 +499,21 @@ async def test_a_backlog_for_a_slow_channel_does_not_take_every_worker(
         await h.accept(f"fast-{i}", "b")
     await h.dispatcher.start()  # e.g. a restart with a backlog
     try:
-        await wait_until(lambda: len(b.sent) == 3, timeout=1.5)
+        await wait_until(lambda: len(b.sent) == 3)
     finally:
         a.hold_all.set()
     assert len(a.calls) <= 2
 
 
 async def test_two_slow_channels_do_not_starve_a_third(make_harness: MakeHarness) -> None:
-    h = await make_harness(workers=4)
+    h = await make_harness(clock=FakeClock(), workers=4, lease="60s")
     a, b, c = (h.channels[name] for name in "abc")
     gate = a.hold_all = b.hold_all = asyncio.Event()
     await fill_hanging_channel(h, "a", 3, share=2)
     await fill_hanging_channel(h, "b", 3, share=2)
     await h.accept("fast", "c")
     try:
-        await wait_until(lambda: c.sent == [7], timeout=1.5)
+        await wait_until(lambda: c.sent == [7])
     finally:
         gate.set()
 

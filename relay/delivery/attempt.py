@@ -126,14 +126,18 @@ class Attempts:
         )
 
     async def _pace(self, key: str, limit: RateLimit | None, now: float) -> float:
-        """0 when a send may go now, else the seconds to wait; buckets are shared by replicas
-        when the store can."""
+        """0 when a send may go now, else the seconds to wait, during which the destination
+        takes no send (nor its jobs a claim). Buckets are shared by replicas when the store can."""
         wait = self._limiter.blocked_for(key, now)
         if wait > 0 or limit is None:
             return wait
         if isinstance(self._store, SharedRateLimits):
-            return await self._store.acquire_rate(key, limit.per_second, limit.burst, now)
-        return self._limiter.try_acquire(key, limit, now)
+            wait = await self._store.acquire_rate(key, limit.per_second, limit.burst, now)
+        else:
+            wait = self._limiter.try_acquire(key, limit, now)
+        if wait > 0:
+            self._limiter.block(key, now + wait)
+        return wait
 
     async def _send(
         self, job: Job, event: Event, channel: Channel, runtime: Runtime, now: float, within: float
