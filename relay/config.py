@@ -29,6 +29,7 @@ from pydantic import (
 from relay.channels import REGISTRY, ChannelSettings
 from relay.confmodel import Duration, StrictModel, suggest
 from relay.matchers import MatchSpec, match_value_problems
+from relay.mosaic.settings import MosaicSettings
 from relay.render import Renderer, TemplateConfigError, check_syntax
 from relay.render.settings import TemplateSettings
 from relay.routelint import route_warnings
@@ -177,6 +178,7 @@ class RelayConfig(StrictModel):
     channels: dict[str, ChannelConfig] = {}
     routes: list[RouteSettings] = []
     templates: dict[str, TemplateSettings] = {}
+    mosaic: MosaicSettings = MosaicSettings()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ __all__ = [
     "RateLimitSetting",
     "Security",
     "StrictModel",
+    "off",
     "parse_duration",
     "route_label",
     "suggest",
@@ -73,12 +74,12 @@ class RateLimit(StrictModel):
     burst: PositiveInt = 1
 
 
-def _off(value: object) -> object:
-    # YAML 1.1 reads a bare `off` as False.
+def off(value: object) -> object:
+    """YAML 1.1 reads a bare ``off`` as False: for settings that may say ``off``."""
     return "off" if value is False else value
 
 
-RateLimitSetting = Annotated[RateLimit | Literal["off"] | None, BeforeValidator(_off)]
+RateLimitSetting = Annotated[RateLimit | Literal["off"] | None, BeforeValidator(off)]
 """A channel's ``rate_limit``: a ``RateLimit``, ``off``, or None for the channel type's default."""
 
 Security = Literal["starttls", "tls", "none"]
