@@ -318,7 +318,7 @@ async def test_a_429_with_retry_after_2_is_delivered_after_2_seconds_not_before(
     await post(session, relay, event("run-1", 1))
     refused, delivered = await fake_slack.wait_for(2, method="webhook", timeout=6)
     assert (refused.status, delivered.status) == (429, 200)
-    assert 2.0 <= delivered.received_at - refused.received_at < 2.0 + 1.5
+    assert delivered.received_at - refused.received_at >= 2.0  # exactly 2 s: tests/delivery
     assert slack_texts(fake_slack) == ["run-1:1"]
 
 
@@ -352,16 +352,15 @@ async def test_a_rate_limited_channel_never_delays_another(
         },
     )
     relay = await launch(config)
-    fake_slack.fail_next(1000, status=429, retry_after=5, method="webhook")
+    # An hour's Retry-After: the archive can only get its messages if it never waits for Slack.
+    fake_slack.fail_next(1000, status=429, retry_after=3600, method="webhook")
     archive = tmp_path / "deliveries.jsonl"
-    started = time.monotonic()
     for seq in range(10):
         await post(session, relay, event(f"run-{seq}", seq))
-    await wait_until(lambda: len(complete_lines(archive)) == 10, 4)
-    assert time.monotonic() - started < 3.0  # well before the other channel's Retry-After
+    await wait_until(lambda: len(complete_lines(archive)) == 10, 15)
     await fake_slack.wait_for(1, method="webhook", timeout=3)
-    # The destination asked for 5 s of quiet: only sends already under way when the first 429
-    # came back reached it; the rest wait for the Retry-After instead of hammering it.
+    # The destination asked for an hour of quiet: only sends already under way when the first
+    # 429 came back reached it; the rest wait for the Retry-After instead of hammering it.
     webhook_calls = fake_slack.calls_for("webhook")
     assert all(call.status == 429 for call in webhook_calls)
     assert 1 <= len(webhook_calls) <= 4
@@ -523,7 +522,7 @@ async def test_sigterm_drains_in_flight_sends_and_keeps_the_rest_for_the_next_st
 ) -> None:
     endpoint, url = held
     config = write_config(
-        tmp_path, {"hook": {"type": "webhook", "url": url}}, delivery={"shutdown_grace": "5s"}
+        tmp_path, {"hook": {"type": "webhook", "url": url}}, delivery={"shutdown_grace": "20s"}
     )
     relay = await launch(config)
     await post(session, relay, event("run-1", 1))
@@ -532,7 +531,6 @@ async def test_sigterm_drains_in_flight_sends_and_keeps_the_rest_for_the_next_st
     await post(session, relay, event("run-1", 3))  # queued behind run-1:1
     await post(session, relay, event("run-1", 4))
 
-    signalled = time.monotonic()
     relay.terminate()
     await wait_until(lambda: "relay stopping" in relay.log(), 5)
     accepted_while_draining = await post_while_draining(relay, range(5, 8))
@@ -540,8 +538,7 @@ async def test_sigterm_drains_in_flight_sends_and_keeps_the_rest_for_the_next_st
     assert relay.alive, "the relay exited without waiting for its in-flight sends"
 
     endpoint.release()
-    assert await relay.wait_exit(timeout=5) == 0
-    assert time.monotonic() - signalled < 5  # within shutdown_grace
+    assert await relay.wait_exit(timeout=10) == 0  # when its sends end, not the 20 s grace
     assert sorted(endpoint.answered) == ["run-1:1", "run-2:2"]
 
     status = await run_cli(config, "status")
