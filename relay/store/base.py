@@ -25,6 +25,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "NewEvent",
+    "QuietRun",
     "SharedRateLimits",
     "Store",
     "StoreError",
@@ -102,6 +103,17 @@ class Job:
     def __post_init__(self) -> None:
         if self.age_from < 0:
             object.__setattr__(self, "age_from", self.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRun:
+    """A run with no news for a while: its last stored event, and when it was accepted."""
+
+    run_id: str
+    agent_id: str
+    last_event_at: float
+    last_body: bytes
+    """The canonical JSON of its last stored event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +204,22 @@ class Store(Protocol):
 
     async def has_newer(self, job: Job) -> bool:
         """Whether a later unfinished job of the same (run_id, channel) is queued."""
+        ...
+
+    # --- reconciliation and the stale-run watch ---
+
+    async def known_dedup_keys(self, keys: Collection[str]) -> set[str]:
+        """Those of ``keys`` an accepted event holds (read only: what ``accept`` would refuse)."""
+        ...
+
+    async def quiet_runs(self, *, before: float, limit: int = 1000) -> list[QuietRun]:
+        """Runs not finished (no ``RUN_FINISHED``, no terminal status stored) whose last stored
+        event was accepted before ``before``; the quietest first, at most ``limit``."""
+        ...
+
+    async def take_lease(self, name: str, *, ttl: float) -> bool:
+        """Whether this process may do the periodic job ``name`` now: True for at most one
+        holder per ``ttl`` seconds among every process sharing the store (SQLite: always)."""
         ...
 
 

@@ -32,7 +32,15 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
-from relay.store.base import AcceptResult, ChannelStatus, Job, JobSpec, NewEvent, StoreError
+from relay.store.base import (
+    AcceptResult,
+    ChannelStatus,
+    Job,
+    JobSpec,
+    NewEvent,
+    QuietRun,
+    StoreError,
+)
 from relay.store.redis_scripts import GROUP, SCRIPTS
 from relay.store.redis_writer import OrderedWriter
 
@@ -45,6 +53,7 @@ CLAIM_SCAN = 1000
 """How many due heads of excluded channels one claim may look past."""
 PRUNE_CHUNK = 500
 REPLAY_CHUNK = 500
+KEYS_PER_CALL = 500
 CLOSE_TIMEOUT = 2.0
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -283,6 +292,39 @@ class RedisStore:
 
     async def has_newer(self, job: Job) -> bool:
         return bool(await self._run("has_newer", job.id, job.run_id, job.channel))
+
+    async def known_dedup_keys(self, keys: Collection[str]) -> set[str]:
+        client = self._require()
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        for start in range(0, len(wanted), KEYS_PER_CALL):
+            chunk = wanted[start : start + KEYS_PER_CALL]
+            try:
+                values = await client.mget([self.prefix + "dedup:" + key for key in chunk])
+            except RedisError as exc:
+                raise self._error("redis store read failed", exc) from None
+            found.update(key for key, value in zip(chunk, values, strict=True) if value)
+        return found
+
+    async def quiet_runs(self, *, before: float, limit: int = 1000) -> list[QuietRun]:
+        if limit <= 0:
+            return []
+        rows = await self._run("quiet_runs", _num(before), limit)
+        return [
+            QuietRun(_text(run_id), _text(agent_id), float(at), bytes(body))
+            for run_id, at, agent_id, body in rows
+        ]
+
+    async def take_lease(self, name: str, *, ttl: float) -> bool:
+        """``SET NX PX``: the first replica to ask holds it for ``ttl``; the others are refused."""
+        client = self._require()
+        try:
+            taken = await client.set(
+                self.prefix + "lease:" + name, self.consumer, nx=True, px=max(1, int(ttl * 1000))
+            )
+        except RedisError as exc:
+            raise self._error("redis store lease failed", exc) from None
+        return bool(taken)
 
     async def acquire_rate(self, key: str, per_second: float, burst: int, now: float) -> float:
         """Take a token from the bucket ``key`` shared by every replica: 0.0 when taken, else

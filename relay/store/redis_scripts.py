@@ -9,7 +9,11 @@ keys of a namespace in one slot. Keys under the prefix:
 ``events``                zset event_id by received_at (for ``prune``)
 ``dedup:<key>``           string: the event_id, expiring after the retention (``SET ... PX``)
 ``run:<run_id>``          hash: started_at, start_seen_at (when its RUN_STARTED was accepted, if it
-                          was), events (how many events of the run are stored)
+                          was), events (how many events of the run are stored), ended (1 once
+                          its end is stored), last_event (its last event_id until then)
+``active``                zset run_id by its last event's received_at, runs not ended only
+                          (for the stale-run watch)
+``lease:<name>``          string: the holder of a periodic job's lease (``SET NX PX``)
 ``refs:<run_id>``         hash: channel -> JSON ``[channel_id, message_id]``
 ``cards:<run_id>``        hash: channel -> card state text
 ``job:<id>``              hash: event_id, run_id, channel, route, template, mode, state, attempts,
@@ -169,6 +173,14 @@ local run = P .. 'run:' .. run_id
 redis.call('HSETNX', run, 'started_at', at)
 if flag == 'RUN_STARTED' then redis.call('HSETNX', run, 'start_seen_at', at) end
 redis.call('HINCRBY', run, 'events', 1)
+if flag == 'RUN_FINISHED' or status == 'completed' or status == 'partial_complete'
+    or status == 'failed' or status == 'cancelled' then
+  redis.call('HSET', run, 'ended', 1)
+  redis.call('ZREM', P .. 'active', run_id)
+elseif redis.call('HEXISTS', run, 'ended') == 0 then
+  redis.call('HSET', run, 'last_event', event_id)
+  redis.call('ZADD', P .. 'active', at, run_id)
+end
 redis.call('PERSIST', P .. 'refs:' .. run_id)
 redis.call('PERSIST', P .. 'cards:' .. run_id)
 return {event_id, 0}
@@ -374,6 +386,7 @@ for _, event_id in ipairs(event_ids) do
       local run = P .. 'run:' .. e[2]
       if redis.call('HINCRBY', run, 'events', -1) <= 0 then
         redis.call('DEL', run, P .. 'refs:' .. e[2], P .. 'cards:' .. e[2])
+        redis.call('ZREM', P .. 'active', e[2])
       end
     end
     if e[2] then deleted = deleted + 1 end
@@ -390,6 +403,21 @@ for channel in pairs(touched) do
   if empty then redis.call('SREM', P .. 'channels', channel) end
 end
 return {deleted, kept, #event_ids}
+"""
+
+_QUIET_RUNS = """
+local quiet = redis.call('ZRANGE', P .. 'active', '-inf', '(' .. ARGV[2], 'BYSCORE',
+  'LIMIT', 0, ARGV[3], 'WITHSCORES')
+local out = {}
+for i = 1, #quiet, 2 do
+  local run_id = quiet[i]
+  local last = redis.call('HGET', P .. 'run:' .. run_id, 'last_event')
+  local e = last and redis.call('HMGET', P .. 'event:' .. last, 'agent_id', 'body') or {}
+  if e[2] then
+    out[#out + 1] = {run_id, quiet[i + 1], e[1], e[2]}
+  end
+end
+return out
 """
 
 _PUT_RUN_FIELD = """
@@ -463,6 +491,7 @@ SCRIPTS: dict[str, str] = {
         "status": _STATUS,
         "prune_chunk": _PRUNE_CHUNK,
         "put_run_field": _PUT_RUN_FIELD,
+        "quiet_runs": _QUIET_RUNS,
         "forget_consumer": _FORGET_CONSUMER,
         "forget_idle_consumers": _FORGET_IDLE_CONSUMERS,
         "acquire_rate": _ACQUIRE_RATE,

@@ -32,6 +32,7 @@ from relay.store.base import (
     Job,
     JobSpec,
     NewEvent,
+    QuietRun,
     StoreError,
 )
 from relay.store.sqlite_inspect import count_states, get_event, list_events
@@ -123,6 +124,15 @@ _JOB_FROM = """jobs j JOIN events e ON e.seq = j.event_seq
 CLAIM_SQL = f"""SELECT {_JOB_COLUMNS} FROM {_JOB_FROM}
     WHERE j.head = 1 AND j.due_at <= ? ORDER BY j.due_at, j.id LIMIT ?"""
 """Due heads, most overdue first (for jobs never retried that is acceptance order)."""
+_ENDED = (
+    "flag = 'RUN_FINISHED' OR status IN ('completed', 'partial_complete', 'failed', 'cancelled')"
+)
+QUIET_RUNS_SQL = f"""SELECT e.run_id, e.agent_id, e.received_at, e.body
+    FROM (SELECT run_id, max(seq) AS last, max({_ENDED}) AS ended FROM events GROUP BY run_id) r
+    JOIN events e ON e.seq = r.last
+    WHERE r.ended = 0 AND e.received_at < ? ORDER BY e.received_at LIMIT ?"""
+"""Runs with no end stored, by their last event (quietest first)."""
+KEYS_PER_QUERY = 500
 
 
 class SQLiteStore:
@@ -284,6 +294,23 @@ class SQLiteStore:
         args = (job.run_id, job.channel, _job_key(job.id))
         return bool(await self._read(lambda c: c.execute(sql, args).fetchone()))
 
+    async def known_dedup_keys(self, keys: Collection[str]) -> set[str]:
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        for start in range(0, len(wanted), KEYS_PER_QUERY):
+            found |= await self._read(
+                partial(_known_keys, keys=wanted[start : start + KEYS_PER_QUERY])
+            )
+        return found
+
+    async def quiet_runs(self, *, before: float, limit: int = 1000) -> list[QuietRun]:
+        rows = await self._read(lambda c: c.execute(QUIET_RUNS_SQL, (before, limit)).fetchall())
+        return [QuietRun(row[0], row[1], row[2], bytes(row[3])) for row in rows]
+
+    async def take_lease(self, name: str, *, ttl: float) -> bool:
+        """One process owns a SQLite store: always this one."""
+        return True
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None or self._reader is None:
             raise StoreError("store is not open")
@@ -369,6 +396,12 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 def _execute(c: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
     c.execute(sql, args)
+
+
+def _known_keys(c: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
+    marks = ", ".join("?" * len(keys))
+    rows = c.execute(f"SELECT dedup_key FROM events WHERE dedup_key IN ({marks})", keys)
+    return {row[0] for row in rows}
 
 
 def _job_key(job_id: str) -> int:

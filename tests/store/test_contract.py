@@ -484,3 +484,56 @@ async def test_a_closed_store_refuses_work(store: Store) -> None:
         await store.ping()
     with pytest.raises(StoreError):
         await store.accept(new_event("e1"), specs("c"))
+
+
+# --- reconciliation and the stale-run watch -----------------------------------------------------
+
+
+async def test_known_dedup_keys_are_those_of_accepted_events(store: Store) -> None:
+    await store.accept(new_event("e1", dedup_key="k1"), specs("slack"))
+    await store.accept(new_event("e2", dedup_key=None), specs("slack"))
+
+    assert await store.known_dedup_keys(["k1", "k2", "k1"]) == {"k1"}
+    assert await store.known_dedup_keys([]) == set()
+    assert await store.known_dedup_keys([f"k{i}" for i in range(1200)]) == {"k1"}
+
+
+async def test_quiet_runs_are_unfinished_runs_by_their_last_event(store: Store) -> None:
+    await store.accept(new_event("a1", run_id="quiet", at=T0), specs("slack"))
+    await store.accept(new_event("a2", run_id="quiet", at=T0 + 10), [])
+    await store.accept(new_event("b1", run_id="quieter", at=T0 + 5), [])
+    await store.accept(new_event("c1", run_id="busy", at=T0), [])
+    await store.accept(new_event("c2", run_id="busy", at=T0 + 100), [])
+    await store.accept(new_event("d1", run_id="done", at=T0), [])
+    await store.accept(new_event("d2", run_id="done", at=T0 + 1, flag="RUN_FINISHED"), [])
+    failed = new_event("f1", run_id="failed", at=T0, status="failed")
+    await store.accept(failed, [])
+
+    quiet = await store.quiet_runs(before=T0 + 50)
+
+    assert [(run.run_id, run.last_event_at) for run in quiet] == [
+        ("quieter", T0 + 5),
+        ("quiet", T0 + 10),
+    ]
+    assert quiet[1].agent_id == "agent-1"
+    assert quiet[1].last_body == new_event("a2", run_id="quiet").body
+    assert [run.run_id for run in await store.quiet_runs(before=T0 + 50, limit=1)] == ["quieter"]
+    assert await store.quiet_runs(before=T0 + 5) == []
+
+
+async def test_a_late_event_after_the_end_does_not_make_a_run_quiet(store: Store) -> None:
+    await store.accept(new_event("e1", at=T0, flag="RUN_FINISHED", status="completed"), [])
+    await store.accept(new_event("e2", at=T0 + 1), [])
+
+    assert await store.quiet_runs(before=T0 + 50) == []
+
+
+async def test_a_pruned_run_is_no_longer_quiet(store: Store) -> None:
+    await store.accept(new_event("e1", at=T0), [])
+    assert await store.prune(older_than=T0 + 1) == 1
+
+    assert await store.quiet_runs(before=T0 + 50) == []
+
+
+async def test_a_lease_is_taken_by_the_first_caller(store: Store) -> None:
+    assert await store.take_lease("reconcile", ttl=60.0)

@@ -428,3 +428,14 @@ def test_open_store_makes_a_redis_store_without_connecting() -> None:
 def test_a_namespace_must_stay_inside_its_key_prefix(namespace: str) -> None:
     with pytest.raises(StoreError, match="namespace"):
         RedisStore("redis://127.0.0.1:1/0", namespace=namespace)
+
+
+async def test_a_lease_is_held_by_one_replica_until_it_expires(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    a, b = replicas
+    assert await a.take_lease("reconcile", ttl=0.2)
+    assert not await b.take_lease("reconcile", ttl=0.2)
+    assert not await a.take_lease("reconcile", ttl=0.2)  # a pass per interval, whoever asks
+    await wait_until(lambda: b.take_lease("reconcile", ttl=60.0), timeout=5.0)
+    assert not await a.take_lease("reconcile", ttl=60.0)
