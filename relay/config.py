@@ -308,7 +308,12 @@ def _parse(
         raise ConfigError(source, _in_file_order(issues))
     warnings = [
         ConfigIssue(located.line_of(path), dotted(path), message, warning=True)
-        for path, message in route_warnings(config.routes, config.agents, config.channels)
+        for path, message in route_warnings(
+            config.routes,
+            config.agents,
+            config.channels,
+            api_names=config.mosaic.api_enabled and config.mosaic.agent_names,
+        )
     ]
     return config, unset, _in_file_order(warnings)
 

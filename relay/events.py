@@ -33,9 +33,11 @@ from pydantic import (
 )
 
 __all__ = [
+    "EVENT_SOURCES",
     "KNOWN_FLAGS",
     "MAX_ITEMS",
     "MAX_NODE_COUNT",
+    "RELAY_KEY",
     "TERMINAL_STATUSES",
     "Event",
     "Input",
@@ -46,7 +48,14 @@ __all__ = [
     "describe_error",
 ]
 
-KNOWN_FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "TEST")
+KNOWN_FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "RUN_STALE", "TEST")
+"""``RUN_STALE`` is the relay's own: a running run it has had no news of for a while."""
+RELAY_KEY = "_relay"
+"""The reserved top-level key of an event the relay built itself: ``{"source": ...}``. The
+receiver drops it from webhooks, so it cannot be sent from outside."""
+EVENT_SOURCES = ("webhook", "reconciled", "watch")
+"""Where an event came from: a webhook, Mosaic's API (a run whose webhook never arrived), or the
+relay's own watch of runs that went quiet."""
 TERMINAL_STATUSES = frozenset({"completed", "partial_complete", "failed", "cancelled"})
 MAX_NODE_COUNT = 1_000_000
 """The largest node count accepted (far beyond any real agent's graph)."""
@@ -206,6 +215,18 @@ class Event(_Open):
     @property
     def counts(self) -> NodeCounts:
         return self.node_status_counts or NodeCounts()
+
+    @property
+    def relay_note(self) -> dict[str, Any]:
+        """The ``_relay`` object of an event the relay built (``source``, ``silent_for``…)."""
+        note = (self.model_extra or {}).get(RELAY_KEY)
+        return note if isinstance(note, dict) else {}
+
+    @property
+    def source(self) -> str:
+        """``webhook``, ``reconciled`` or ``watch`` (see ``EVENT_SOURCES``)."""
+        source = self.relay_note.get("source")
+        return source if source in EVENT_SOURCES[1:] else "webhook"
 
     @property
     def is_terminal(self) -> bool:

@@ -2,7 +2,8 @@
 
 A typo in a match value would silently drop alerts, so every value is checked at load: flags,
 statuses and trigger types against the values Mosaic sends, agents against ``agents:`` (or a
-UUID), YouTube channels against the channel id's shape. ``{unknown: VALUE}`` takes a value as
+UUID; with Mosaic's API names on, any name, resolved at run time), YouTube channels against the
+channel id's shape, sources against ``relay.events.EVENT_SOURCES``. ``{unknown: VALUE}`` takes a value as
 written, for one Mosaic adds before the relay knows it. To teach the relay a value, extend
 ``KNOWN_VALUES`` (flags live in ``relay.events.KNOWN_FLAGS``) and ``FLAG_CARRIES``; a new key goes
 in ``MATCH_KEYS``, ``MatchSpec``, ``Matcher`` and ``relay.routing.event_keys``.
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from relay.confmodel import StrictModel, suggest
-from relay.events import KNOWN_FLAGS, TERMINAL_STATUSES
+from relay.events import EVENT_SOURCES, KNOWN_FLAGS, TERMINAL_STATUSES
 
 __all__ = [
     "FLAG_CARRIES",
@@ -28,10 +29,12 @@ __all__ = [
     "MatchSpec",
     "Matcher",
     "agent_ids",
+    "api_names_on",
+    "is_agent_id",
     "match_value_problems",
 ]
 
-MATCH_KEYS = ("agent", "youtube_channel", "status", "flag", "trigger")
+MATCH_KEYS = ("agent", "youtube_channel", "status", "flag", "trigger", "source")
 """Every match key, most selective first (a route is indexed by the first one it constrains)."""
 
 RUN_STATUSES = ("running", "completed", "partial_complete", "failed", "cancelled")
@@ -41,13 +44,19 @@ KNOWN_VALUES: dict[str, tuple[str, ...]] = {
     "flag": KNOWN_FLAGS,
     "status": RUN_STATUSES,
     "trigger": TRIGGER_TYPES,
+    "source": EVENT_SOURCES,
 }
-"""The match keys whose values Mosaic defines, with every value it sends."""
+"""The match keys whose values Mosaic (or, for ``source``, the relay) defines, with every value."""
 
 FLAG_CARRIES: dict[str, dict[str, frozenset[str]]] = {
     "RUN_STARTED": {"status": frozenset({"running"})},
     "RUN_FINISHED": {"status": TERMINAL_STATUSES},
-    "TEST": {"status": frozenset({"running"}), "trigger": frozenset({"none"})},
+    "RUN_STALE": {"status": frozenset({"running"}), "source": frozenset({"watch"})},
+    "TEST": {
+        "status": frozenset({"running"}),
+        "trigger": frozenset({"none"}),
+        "source": frozenset({"webhook"}),
+    },
 }
 """The values an event of a flag can carry, where known; a key not listed: any value."""
 
@@ -104,6 +113,9 @@ StatusValues = Annotated[
 TriggerValues = Annotated[
     tuple[str, ...], _MATCH_VALUES, _NOT_EMPTY, _values_schema({"enum": list(TRIGGER_TYPES)})
 ]
+SourceValues = Annotated[
+    tuple[str, ...], _MATCH_VALUES, _NOT_EMPTY, _values_schema({"enum": list(EVENT_SOURCES)})
+]
 AgentValues = Annotated[
     tuple[str, ...],
     _MATCH_VALUES,
@@ -112,7 +124,10 @@ AgentValues = Annotated[
         {
             "type": "string",
             "minLength": 1,
-            "description": "an agent id (UUID) or a name from agents",
+            "description": (
+                "an agent id (UUID), a name from agents, or (with mosaic.agent_names and "
+                "mosaic.api_key) its name in Mosaic"
+            ),
         }
     ),
 ]
@@ -134,6 +149,9 @@ class MatchSpec(StrictModel):
     agent: AgentValues | None = None
     trigger: TriggerValues | None = None
     youtube_channel: YoutubeChannelValues | None = None
+    source: SourceValues | None = None
+    """webhook (sent by Mosaic), reconciled (found through Mosaic's API: its webhook never
+    arrived) or watch (the relay's own RUN_STALE)."""
 
 
 # --- value checks ------------------------------------------------------------------------------
@@ -148,6 +166,7 @@ def match_value_problems(
     known_agents = (
         [str(name) for pair in agents.items() for name in pair] if isinstance(agents, dict) else []
     )
+    any_name = api_names_on(data.get("mosaic"))
     routes = data.get("routes")
     problems: list[tuple[Path, str]] = []
     for index, route in enumerate(routes if isinstance(routes, list) else []):
@@ -160,7 +179,7 @@ def match_value_problems(
                     continue
                 listed = isinstance(value, list)
                 for position, item in enumerate(value if listed else [value]):
-                    message = _value_problem(key, item, known_agents)
+                    message = _value_problem(key, item, known_agents, any_name)
                     if message:
                         problems.append(((*path, position) if listed else path, message))
     return problems
@@ -170,12 +189,30 @@ def _unset_message(key: str, variable: str) -> str:
     return f"environment variable {variable} is not set (without it this would match any {key})"
 
 
-def _value_problem(key: str, item: object, known_agents: list[str]) -> str | None:
+def api_names_on(mosaic: object) -> bool:
+    """Whether a raw ``mosaic:`` section resolves agent names through Mosaic's API (an API key
+    set and ``agent_names`` not false)."""
+    if not isinstance(mosaic, Mapping):
+        return False
+    key = mosaic.get("api_key")
+    return (
+        isinstance(key, str) and bool(key.strip()) and mosaic.get("agent_names", True) is not False
+    )
+
+
+def is_agent_id(value: str) -> bool:
+    """Whether ``value`` has the shape of an agent id as webhooks carry it (a lowercase UUID)."""
+    return _UUID.fullmatch(value) is not None
+
+
+def _value_problem(key: str, item: object, known_agents: list[str], any_name: bool) -> str | None:
     if not isinstance(item, str):
         return None  # {unknown: VALUE}, or a shape the model reports
     if key in KNOWN_VALUES:
         return _known_value_problem(key, item)
     if key == "agent":
+        if any_name and item not in known_agents and not _UUID.fullmatch(item.lower()):
+            return None  # a name in Mosaic, resolved at run time (routelint warns)
         return _agent_problem(item, known_agents)
     if key == "youtube_channel":
         return _youtube_channel_problem(item)
@@ -234,6 +271,7 @@ class Matcher:
     agent: frozenset[str] | None = None
     trigger: frozenset[str] | None = None
     youtube_channel: frozenset[str] | None = None
+    source: frozenset[str] | None = None
 
     @classmethod
     def compile(cls, spec: MatchSpec | None, agent_ids: Mapping[str, list[str]]) -> Matcher:
@@ -255,6 +293,7 @@ class Matcher:
             agent=agents,
             trigger=values(spec.trigger),
             youtube_channel=values(spec.youtube_channel),
+            source=values(spec.source),
         )
 
     def allowed(self, key: str) -> frozenset[str] | None:
@@ -267,10 +306,13 @@ class Matcher:
         return all(self.allowed(key) is None for key in MATCH_KEYS)
 
     def matches(self, keys: Mapping[str, str | None]) -> bool:
-        """All constrained keys match (AND); within a key, any listed value (OR)."""
+        """All constrained keys match (AND); within a key, any listed value (OR). An agent
+        matches by its id, or by its name in Mosaic (``keys["agent_name"]``, when known)."""
         for key in MATCH_KEYS:
             allowed: frozenset[str] | None = getattr(self, key)
-            if allowed is not None and keys[key] not in allowed:
+            if allowed is None or keys[key] in allowed:
+                continue
+            if key != "agent" or keys.get("agent_name") not in allowed:
                 return False
         return True
 

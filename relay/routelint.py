@@ -1,7 +1,8 @@
 """Warnings about routes that load but do nothing: a config that passes can still lose alerts.
 
 A route that can never match (its flag never carries its status, or its ``not:`` excludes all it
-matches), a route an earlier ``stop: true`` route always takes first, and a channel no route uses.
+matches), a route an earlier ``stop: true`` route always takes first, a channel no route uses, and
+an agent named by its name in Mosaic (known only at run time, through Mosaic's API).
 These are warnings, not errors: ``relay check`` prints them and succeeds, ``serve`` logs them.
 """
 
@@ -13,12 +14,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from relay.confmodel import route_label
-from relay.matchers import FLAG_CARRIES, MATCH_KEYS, Matcher, MatchSpec, agent_ids
+from relay.matchers import FLAG_CARRIES, MATCH_KEYS, Matcher, MatchSpec, agent_ids, is_agent_id
 
 __all__ = ["RouteSpec", "route_warnings"]
 
 Path = tuple[str | int, ...]
-_CARRIED = ("status", "trigger")
+_CARRIED = ("status", "trigger", "source")
 """The keys ``FLAG_CARRIES`` may restrict."""
 
 
@@ -55,10 +56,15 @@ class RouteSpec(Protocol):
 
 
 def route_warnings(
-    routes: Sequence[RouteSpec], agents: Mapping[str, str], channels: Iterable[str]
+    routes: Sequence[RouteSpec],
+    agents: Mapping[str, str],
+    channels: Iterable[str],
+    *,
+    api_names: bool = False,
 ) -> list[tuple[Path, str]]:
-    """``(path, message)`` for each of a config's ``routes`` that cannot deliver, and each of
-    its ``channels`` no route uses."""
+    """``(path, message)`` for each of a config's ``routes`` that cannot deliver, each of its
+    ``channels`` no route uses, and (``api_names``: Mosaic's API names agents) each agent a route
+    names that only Mosaic's API can resolve."""
     ids = agent_ids(agents)
     compiled = [
         _Route(
@@ -78,12 +84,35 @@ def route_warnings(
             dead.add(route.index)
         found += problems
     found += _shadowed([route for route in compiled if route.index not in dead])
+    if api_names:
+        found += _names_from_api(routes, agents)
     used = {channel for route in routes for channel in route.to}
     found += [
         (("channels", name), f"channel '{name}' is not used by any route")
         for name in channels
         if name not in used
     ]
+    return found
+
+
+def _names_from_api(
+    routes: Sequence[RouteSpec], agents: Mapping[str, str]
+) -> list[tuple[Path, str]]:
+    """The agents routes name that are neither an id nor in ``agents:``."""
+    known = {*agents, *agents.values()}
+    found: list[tuple[Path, str]] = []
+    for index, route in enumerate(routes):
+        for block, spec in (("match", route.match), ("not", route.not_)):
+            values = spec.agent if spec is not None and spec.agent is not None else ()
+            for position, value in enumerate(values):
+                if value in known or is_agent_id(value):
+                    continue
+                path: Path = ("routes", index, block, "agent")
+                message = (
+                    f"agent '{value}' is not in agents: and not an id: it is resolved through "
+                    "Mosaic's API at run time (until its name is known, it matches nothing)"
+                )
+                found.append(((*path, position) if len(values) > 1 else path, message))
     return found
 
 

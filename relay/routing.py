@@ -4,6 +4,10 @@ Routes are walked in order; every matching route delivers, ``stop: true`` ends t
 channel gets an event at most once (the first matching route wins). ``TEST`` events only reach
 routes whose ``match.flag`` names ``TEST``. Routes are indexed by one key they require, so the
 cost of matching stays nearly flat in the number of routes.
+
+``match.agent`` takes an agent's id, a name from ``agents:`` (compiled to its ids), or, with
+Mosaic's API names on, the agent's name in Mosaic: the router's ``names`` (an in-memory mapping,
+``agents:`` on top) gives the event's ``agent_name`` key, with no I/O.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from relay.config import RelayConfig, RouteSettings
 from relay.confmodel import route_label
@@ -57,7 +62,12 @@ class Delivery:
     template: str | None
 
 
-def event_keys(event: Event) -> dict[str, str | None]:
+_NO_NAMES: Mapping[str, str] = MappingProxyType({})
+
+
+def event_keys(event: Event, names: Mapping[str, str] = _NO_NAMES) -> dict[str, str | None]:
+    """The values routes match on; ``agent_name`` is the agent's display name when ``names``
+    knows it (``match.agent`` takes the id or that name)."""
     trigger = event.trigger_type
     youtube_channel = None
     if event.triggered_by is not None and trigger == "youtube":
@@ -68,14 +78,20 @@ def event_keys(event: Event) -> dict[str, str | None]:
         "agent": event.agent_id,
         "trigger": trigger,
         "youtube_channel": youtube_channel,
+        "source": event.source,
+        "agent_name": names.get(event.agent_id),
     }
 
 
 class Router:
     def __init__(
-        self, routes: Sequence[Route], channel_templates: Mapping[str, str | None]
+        self,
+        routes: Sequence[Route],
+        channel_templates: Mapping[str, str | None],
+        names: Mapping[str, str] = _NO_NAMES,
     ) -> None:
         self.routes = tuple(routes)
+        self._names = names
         self._channel_templates = dict(channel_templates)
         self._always: list[int] = []
         self._index: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -91,13 +107,14 @@ class Router:
         self._frozen = {key: dict(table) for key, table in self._index.items()}
 
     @classmethod
-    def from_config(cls, config: RelayConfig) -> Router:
+    def from_config(cls, config: RelayConfig, names: Mapping[str, str] | None = None) -> Router:
+        """``names``: agent id -> display name at match time (default: ``config.agents``)."""
         ids = agent_ids(config.agents)
         routes = [
             _compile_route(index, settings, ids) for index, settings in enumerate(config.routes)
         ]
         templates = {name: channel.template for name, channel in config.channels.items()}
-        return cls(routes, templates)
+        return cls(routes, templates, config.agents if names is None else names)
 
     def route_named(self, name: str) -> Route | None:
         return self._by_name.get(name)
@@ -105,15 +122,18 @@ class Router:
     def candidates(self, keys: Mapping[str, str | None]) -> Iterable[int]:
         lists = [self._always]
         for key, table in self._frozen.items():
-            value = keys[key]
-            if value is not None and value in table:
-                lists.append(table[value])
+            values = [keys.get(key)]
+            if key == "agent":
+                values.append(keys.get("agent_name"))
+            for value in dict.fromkeys(values):
+                if value is not None and value in table:
+                    lists.append(table[value])
         if len(lists) == 1:
             return lists[0]
-        return heapq.merge(*lists)
+        return _unique(heapq.merge(*lists))
 
     def match(self, event: Event) -> list[Delivery]:
-        keys = event_keys(event)
+        keys = event_keys(event, self._names)
         deliveries: list[Delivery] = []
         taken: set[str] = set()
         for index in self.candidates(keys):
@@ -129,6 +149,15 @@ class Router:
             if route.stop:
                 break
         return deliveries
+
+
+def _unique(indexes: Iterable[int]) -> Iterable[int]:
+    """Sorted indexes without repeats (a route listed under an agent's id and its name)."""
+    last = -1
+    for index in indexes:
+        if index != last:
+            yield index
+        last = index
 
 
 def _compile_route(

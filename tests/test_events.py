@@ -151,3 +151,20 @@ def test_short_lists_leave_nothing_out_and_junk_items_are_still_dropped() -> Non
 def test_one_event_never_fans_out_into_more_than_forty_card_replies() -> None:
     replies = replies_for(Event.model_validate(long_event(20_000)))
     assert len(replies) == 2 * MAX_ITEMS
+
+
+@pytest.mark.parametrize(
+    ("relay_key", "expected"),
+    [
+        (None, "webhook"),
+        ({"source": "reconciled"}, "reconciled"),
+        ({"source": "watch", "silent_for": 7200}, "watch"),
+        ({"source": "elsewhere"}, "webhook"),
+        ("watch", "webhook"),
+    ],
+)
+def test_the_source_is_the_relays_note_else_a_webhook(relay_key: Any, expected: str) -> None:
+    data = dict(BASE) if relay_key is None else {**BASE, "_relay": relay_key}
+    event = from_json(data)
+    assert event.source == expected
+    assert event.relay_note == (relay_key if isinstance(relay_key, dict) else {})

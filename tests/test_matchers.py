@@ -57,8 +57,8 @@ def spec_of(route_keys: str) -> MatchSpec | None:
         (
             "    match: {flag: PAUSED}\n",
             "relay.yaml:8: routes[0].match.flag: unknown flag 'PAUSED' (one of: RUN_STARTED, "
-            "RUN_PROGRESS, RUN_FINISHED, TEST; or {unknown: PAUSED} for a flag the relay does "
-            "not know yet)",
+            "RUN_PROGRESS, RUN_FINISHED, RUN_STALE, TEST; or {unknown: PAUSED} for a flag the "
+            "relay does not know yet)",
         ),
         (
             "    match: {trigger: yotube}\n",
@@ -167,3 +167,29 @@ def test_the_known_values_are_mosaics() -> None:
     for carried in FLAG_CARRIES.values():
         for key, values in carried.items():
             assert values <= set(KNOWN_VALUES[key])
+
+
+def test_source_values_are_checked_with_a_suggestion() -> None:
+    assert issues_of("    match: {source: reconcilled}\n") == [
+        "relay.yaml:8: routes[0].match.source: unknown source 'reconcilled' "
+        "(did you mean 'reconciled'?)"
+    ]
+    spec = spec_of("    match: {flag: RUN_STALE, source: [watch, reconciled, webhook]}\n")
+    assert spec == MatchSpec(flag=("RUN_STALE",), source=("watch", "reconciled", "webhook"))
+
+
+API_NAMES = "mosaic: {api_key: mk_test_key_0123456789}\n"
+
+
+def test_an_agent_name_not_in_agents_is_accepted_only_with_mosaics_names_on() -> None:
+    route = "    match: {agent: Long-form editor}\n"
+    assert issues_of(route)[0].startswith("relay.yaml:8: routes[0].match.agent: unknown agent")
+    config, _ = parse_config(API_NAMES + HEAD + route, env={})
+    assert config.routes[0].match == MatchSpec(agent=("Long-form editor",))
+    off = "mosaic: {api_key: mk_test_key_0123456789, agent_names: false}\n"
+    with pytest.raises(ConfigError, match="unknown agent 'Long-form editor'"):
+        parse_config(off + HEAD + route, env={})
+    # An id in the wrong case is still an error: it can never be a name.
+    upper = "    match: {agent: 0B7E2A10-5C1D-4F3E-9A8B-6C5D4E3F2A1B}\n"
+    with pytest.raises(ConfigError, match="agent ids are lowercase"):
+        parse_config(API_NAMES + HEAD + upper, env={})

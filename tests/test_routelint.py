@@ -176,3 +176,38 @@ def test_the_shipped_configs_have_no_warnings(path: Path) -> None:
         )
     }
     assert load_config(path, env=env).warnings == ()
+
+
+def test_run_stale_carries_status_running_and_comes_from_the_watch(tmp_path: Path) -> None:
+    routes = (
+        "  - match: {flag: RUN_STALE, status: failed}\n"
+        + BOTH
+        + "  - match: {flag: RUN_STALE, source: webhook}\n"
+        + BOTH
+        + "  - match: {flag: [RUN_STALE, RUN_FINISHED], status: running}\n"
+        + BOTH
+    )
+    assert warnings_of(routes, tmp_path) == [
+        "relay.yaml:8: warning: routes[0].match: can never match: RUN_STALE events carry "
+        "status running",
+        "relay.yaml:10: warning: routes[1].match: can never match: RUN_STALE events carry "
+        "source watch",
+        "relay.yaml:12: warning: routes[2].match.flag: flag RUN_FINISHED can never match here: "
+        "RUN_FINISHED events carry status one of cancelled, completed, failed, partial_complete",
+    ]
+
+
+def test_an_agent_only_mosaic_can_name_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text(
+        "mosaic: {api_key: mk_test_key_0123456789}\n"
+        + HEAD
+        + "  - match: {agent: [Shorts cutter, Long-form editor]}\n"
+        + BOTH
+    )
+    loaded = load_config(path, env={})
+    assert [warning.format(loaded.source) for warning in loaded.warnings] == [
+        "relay.yaml:9: warning: routes[0].match.agent[1]: agent 'Long-form editor' is not in "
+        "agents: and not an id: it is resolved through Mosaic's API at run time (until its "
+        "name is known, it matches nothing)"
+    ]

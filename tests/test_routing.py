@@ -190,3 +190,67 @@ def test_many_routes_only_candidates_are_checked() -> None:
 
 def agent(n: int) -> str:
     return f"{n:08x}-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("match", "relay_key", "expected"),
+    [
+        ("{source: webhook}", None, True),
+        ("{source: webhook}", {"source": "reconciled"}, False),
+        ("{source: reconciled}", {"source": "reconciled"}, True),
+        ("{source: [reconciled, watch]}", {"source": "watch"}, True),
+        ("{source: reconciled}", None, False),
+    ],
+)
+def test_routes_match_the_events_source(
+    match: str, relay_key: dict[str, Any] | None, expected: bool
+) -> None:
+    r = router(f"  - match: {match}\n    to: [a]\n")
+    changes = {} if relay_key is None else {"_relay": relay_key}
+    assert bool(r.match(event(FAILED, **changes))) is expected
+    excluded = router(f"  - not: {match}\n    to: [a]\n")
+    assert bool(excluded.match(event(FAILED, **changes))) is not expected
+
+
+def test_run_stale_routes_like_any_flag() -> None:
+    r = router(
+        "  - match: {flag: RUN_STALE}\n    to: [b]\n    stop: true\n"
+        "  - match: {status: running}\n    to: [a]\n"
+    )
+    stale = event("run_progress", flag="RUN_STALE", _relay={"source": "watch", "silent_for": 7200})
+    assert targets(r, stale) == [("routes[0]", "b", None)]
+    assert targets(r, event("run_progress")) == [("routes[1]", "a", None)]
+
+
+MOSAIC = "mosaic: {api_key: mk_test_key_0123456789}\n"
+FAILED_AGENT = "0b7e2a10-5c1d-4f3e-9a8b-6c5d4e3f2a1b"
+SHORTS = "123e4567-e89b-12d3-a456-789012345678"
+
+
+def test_an_agent_matches_by_its_name_in_mosaic_and_agents_still_wins() -> None:
+    config, _ = parse_config(
+        MOSAIC
+        + HEAD
+        + "  - match: {agent: Long-form editor}\n    to: [a]\n"
+        + "  - match: {agent: Shorts cutter}\n    to: [b]\n",
+        env={},
+    )
+    names = {FAILED_AGENT: "Long-form editor", "ffffffff-0000-4000-8000-000000000000": "x"}
+    # agents: names the Shorts cutter; Mosaic's name for it does not make it another agent.
+    names[SHORTS] = "Long-form editor"
+    merged = {**names, **config.agents}
+    r = Router.from_config(config, merged)
+    assert targets(r, event(FAILED)) == [("routes[0]", "a", None)]
+    assert targets(r, event(YOUTUBE)) == [("routes[1]", "b", None)]
+    # Until the name is known, the route matches nothing.
+    assert targets(Router.from_config(config, config.agents), event(FAILED)) == []
+
+
+def test_a_route_naming_an_agent_by_id_and_by_name_delivers_once() -> None:
+    config, _ = parse_config(
+        MOSAIC + HEAD + f"  - match: {{agent: [{FAILED_AGENT}, Editor]}}\n    to: [a, b]\n",
+        env={},
+    )
+    r = Router.from_config(config, {FAILED_AGENT: "Editor"})
+    assert targets(r, event(FAILED)) == [("routes[0]", "a", None), ("routes[0]", "b", None)]
+    assert list(r.candidates({"agent": FAILED_AGENT, "agent_name": "Editor"})) == [0]
