@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,17 +23,26 @@ from relay.encoding import (
     check_supported,
     decode_body,
 )
-from relay.events import Event
+from relay.events import RELAY_KEY, Event
+from relay.ingest import Ingest, canonical_json, new_event_id
 from relay.metrics import Metrics, flag_label
 from relay.rejections import RejectionLog
 from relay.render.limits import oneline
-from relay.store.base import JobSpec, NewEvent, Store
+from relay.store.base import Store
 
 if TYPE_CHECKING:
     from relay.config import ServerSettings
     from relay.routing import Router
 
-__all__ = ["BadPayload", "Ingress", "Receiver", "canonical_json", "parse_json"]
+__all__ = [
+    "BadPayload",
+    "Ingress",
+    "Receiver",
+    "canonical_json",
+    "decode_event",
+    "new_event_id",
+    "parse_json",
+]
 
 log = logging.getLogger("relay.receiver")
 
@@ -162,15 +169,6 @@ async def _read_body(content: StreamReader, limit: int) -> bytes | None:
     return None if len(body) > limit else bytes(body)
 
 
-def new_event_id() -> str:
-    """32 hex digits, time-ordered (milliseconds first) so ids sort by acceptance and index well."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def error(status: int, message: str, **extra: Any) -> web.Response:
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
     return web.json_response({"error": message, **extra}, status=status, headers=headers)
@@ -204,10 +202,13 @@ class NotAnEvent(ValueError):
 
 
 def decode_event(body: bytes) -> tuple[Event, bytes]:
-    """The event and its canonical JSON; ``BadPayload`` (400) or ``NotAnEvent`` (422)."""
+    """The event and its canonical JSON; ``BadPayload`` (400) or ``NotAnEvent`` (422).
+
+    A ``_relay`` key is dropped: it marks events the relay built itself, never a webhook."""
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise NotAnEvent([{"loc": [], "msg": "expected a JSON object"}], None)
+    payload.pop(RELAY_KEY, None)
     try:
         event = Event.model_validate(payload)
     except ValidationError as exc:
@@ -251,10 +252,9 @@ class Receiver:
         rejections: RejectionLog | None = None,
     ) -> None:
         self._metrics = metrics
-        self._store = store
         self._ingress = ingress
-        self._on_accepted = on_accepted
-        self._clock = clock
+        self.ingest = Ingest(store, lambda: ingress().router, on_accepted, clock=clock)
+        """The shared way into the store (the reconciler and the stale-run watch use it too)."""
         self._in_flight = 0
         self.rejections = rejections or RejectionLog(clock=clock)
         self.draining = False
@@ -339,24 +339,8 @@ class Receiver:
                 answer[SEEN_KEY] = exc.seen
             return answer
 
-        is_test = event.flag == "TEST"
-        deliveries = ingress.router.match(event)
-        jobs = [
-            JobSpec(channel=d.channel, route=d.route.name, template=d.template, mode=d.route.mode)
-            for d in deliveries
-        ]
-        new_event = NewEvent(
-            event_id=new_event_id(),
-            dedup_key=None if is_test else hashlib.sha256(canonical).hexdigest(),
-            body=canonical,
-            flag=event.flag,
-            run_id=event.run_id,
-            agent_id=event.agent_id,
-            status=event.status,
-            received_at=self._clock(),
-        )
         try:
-            result = await self._store.accept(new_event, jobs)
+            result, jobs = await self.ingest.event(event, canonical)
         except Exception:
             log.exception("storing an event failed")
             answer = error(503, "cannot store the event right now; retry shortly")
@@ -366,8 +350,6 @@ class Receiver:
             answer = web.json_response({"status": "duplicate", "event_id": result.event_id})
             answer[FLAG_KEY], answer[RESULT_KEY] = event.flag, "duplicate"
             return answer
-        if jobs:
-            self._on_accepted()
         log.debug(
             "accepted %s %s -> %s",
             event.flag,
@@ -375,7 +357,7 @@ class Receiver:
             ", ".join(j.channel for j in jobs) or "no route",
             extra={"event_id": result.event_id, "run_id": event.run_id},
         )
-        if is_test:
+        if event.flag == "TEST":
             answer = web.json_response({"status": "ok", "event_id": result.event_id})
             answer[RESULT_KEY] = "ok"
         else:

@@ -363,3 +363,31 @@ async def test_the_receiver_needs_only_router_secrets_and_server_settings(
         assert rows == [("archive", "pending", 1)] and len(accepted) == 1
     finally:
         await store.close()
+
+
+async def test_a_relay_key_in_a_webhook_is_dropped_before_storing(client: Client) -> None:
+    spoofed = {**sample("run_progress"), "_relay": {"source": "reconciled"}}
+    answer = await post(client, spoofed)
+    assert answer.status == 202
+    stored = await client.app[RELAY].store.get_event((await answer.json())["event_id"])
+    assert stored is not None and stored.body is not None
+    assert "_relay" not in json.loads(stored.body)
+    # Without the key it is the same event: a duplicate of the spoofed one.
+    again = await post(client, sample("run_progress"))
+    assert (await again.json())["status"] == "duplicate"
+
+
+async def test_a_runs_end_is_deduplicated_by_run_status_and_counts(
+    client: Client, tmp_path: Path
+) -> None:
+    finished = sample("run_finished_failed")
+    first = await (await post(client, finished)).json()
+    # Same end, other details (outputs, message): the same alert.
+    other_details = {**finished, "status_message": "later text", "outputs": [{"id": "x"}]}
+    again = await post(client, other_details)
+    assert again.status == 200
+    assert await again.json() == {"status": "duplicate", "event_id": first["event_id"]}
+    # A resumed run that ends again with other counts is a new end.
+    resumed = {**finished, "node_status_counts": {"completed": 8, "in_progress": 0, "failed": 0}}
+    assert (await post(client, {**resumed, "status": "completed"})).status == 202
+    await wait_until(lambda: len(read_jsonl(tmp_path / "deliveries.jsonl")) == 2)
