@@ -91,6 +91,29 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.reconcile_passes = Counter(
+            "relay_reconcile_passes",
+            "Reconciliation passes with Mosaic's API by result (ok, skipped, auth_error, "
+            "unavailable, error).",
+            ["result"],
+            registry=r,
+        )
+        self.runs_recovered = Counter(
+            "relay_runs_recovered",
+            "Run ends the relay never received, found through Mosaic's API and ingested.",
+            registry=r,
+        )
+        self.stale_runs = Counter(
+            "relay_stale_runs",
+            "RUN_STALE events: runs with no news for mosaic.stale_after, still running.",
+            registry=r,
+        )
+        self.mosaic_api_errors = Counter(
+            "relay_mosaic_api_errors",
+            "Failed calls to Mosaic's API by status (an HTTP status, unreachable, invalid).",
+            ["status"],
+            registry=r,
+        )
         for result in ("success", "failure"):
             self.reloads.labels(result)  # exported as 0 from the start: a first failure shows
 
