@@ -20,6 +20,10 @@ from relay.dispatch import Dispatcher
 from relay.httplog import HTTP_LOG, ParserErrorLog
 from relay.live import LiveRuntime
 from relay.metrics import CONTENT_TYPE, Metrics
+from relay.mosaic.client import MosaicClient
+from relay.mosaic.reconcile import Reconciler
+from relay.mosaic.settings import MosaicSettings
+from relay.mosaic.stale import StaleWatch
 from relay.receiver import Receiver, error
 from relay.rejections import RejectionLog
 from relay.reload import Reloader, public_view
@@ -58,6 +62,18 @@ class Relay:
     session: aiohttp.ClientSession | None = None
     maintenance: asyncio.Task[None] | None = None
     stopping: asyncio.Task[None] | None = None
+    reconciler: Reconciler = field(init=False)
+    stale_watch: StaleWatch = field(init=False)
+    mosaic_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    """Reconciliation and the stale-run watch (each idles while its settings say off)."""
+
+    def mosaic_settings(self) -> MosaicSettings:
+        return self.live.current.loaded.config.mosaic
+
+    def mosaic_client(self, settings: MosaicSettings) -> MosaicClient:
+        """A client of the API settings serving now, on the relay's HTTP session."""
+        assert settings.api_key is not None, "the Mosaic API is off"
+        return MosaicClient(settings.api_key, base_url=settings.api_url, session=self.session)
 
     async def start_channels(self, runtime: Runtime) -> None:
         """Start ``runtime``'s channels on the relay's HTTP session (open once the app starts)."""
@@ -196,6 +212,9 @@ def _assemble(
         watch=watch,
     )
     relay.reloader = Reloader(live, loaded.path, start=relay.start_channels, on_loaded=log_warnings)
+    mosaic = (store, receiver.ingest, relay.mosaic_settings, relay.mosaic_client)
+    relay.reconciler = Reconciler(*mosaic, metrics=metrics)
+    relay.stale_watch = StaleWatch(*mosaic, metrics=metrics)
     live.on_swap(lambda _: dispatcher.notify())
     live.on_swap(lambda runtime: metrics.config_loaded_now(runtime.loaded.sha256))
     live.on_reload(lambda result: metrics.config_reloaded(bool(result["ok"])))
@@ -222,6 +241,10 @@ async def _on_startup(app: web.Application) -> None:
     relay.maintenance = asyncio.create_task(_prune_forever(relay), name="relay-prune")
     if relay.checks is not None:
         relay.checks.start(runtime)
+    relay.mosaic_tasks = [
+        asyncio.create_task(relay.reconciler.run_forever(), name="relay-reconcile"),
+        asyncio.create_task(relay.stale_watch.run_forever(), name="relay-stale-watch"),
+    ]
     relay.metrics.config_loaded_now(runtime.loaded.sha256)
     if relay.watch:
         relay.reloader.start_watching()
@@ -244,6 +267,9 @@ async def _stop(relay: Relay) -> None:
     await relay.reloader.stop()
     if relay.maintenance is not None:
         relay.maintenance.cancel()
+    for task in relay.mosaic_tasks:
+        task.cancel()
+    await asyncio.gather(*relay.mosaic_tasks, return_exceptions=True)
     if relay.checks is not None:
         await relay.checks.stop()
     await relay.dispatcher.stop(relay.live.current.loaded.config.delivery.shutdown_grace)

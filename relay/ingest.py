@@ -66,11 +66,14 @@ class Ingest:
         self._store = store
         self._router = router
         self._notify = notify
-        self._clock = clock
+        self.clock = clock
 
-    async def event(self, event: Event, canonical: bytes) -> tuple[AcceptResult, list[JobSpec]]:
-        """Store one validated event (``canonical``: its canonical JSON); raises what the store
-        raises. Returns the store's answer and the jobs made (none for a duplicate)."""
+    async def event(
+        self, event: Event, canonical: bytes, *, at: float | None = None
+    ) -> tuple[AcceptResult, list[JobSpec]]:
+        """Store one validated event (``canonical``: its canonical JSON) as received ``at`` (by
+        default now); raises what the store raises. Returns the store's answer and the jobs
+        made (none for a duplicate)."""
         jobs = [
             JobSpec(channel=d.channel, route=d.route.name, template=d.template, mode=d.route.mode)
             for d in self._router().match(event)
@@ -83,7 +86,7 @@ class Ingest:
             run_id=event.run_id,
             agent_id=event.agent_id,
             status=event.status,
-            received_at=self._clock(),
+            received_at=self.clock() if at is None else at,
         )
         result = await self._store.accept(new_event, jobs)
         if result.duplicate:
@@ -93,8 +96,8 @@ class Ingest:
         return result, jobs
 
     async def built(
-        self, payload: dict[str, Any], source: str, **note: Any
+        self, payload: dict[str, Any], source: str, *, at: float | None = None, **note: Any
     ) -> tuple[AcceptResult, list[JobSpec]]:
         """Store an event the relay built (``source``: reconciled or watch), marked as such."""
         marked = {**payload, RELAY_KEY: {"source": source, **note}}
-        return await self.event(Event.model_validate(marked), canonical_json(marked))
+        return await self.event(Event.model_validate(marked), canonical_json(marked), at=at)

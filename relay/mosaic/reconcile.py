@@ -142,7 +142,10 @@ class Reconciler:
         while True:
             settings = self._settings()
             if settings.api_enabled and settings.reconcile != "off":
-                await self.run_once()
+                try:
+                    await self.run_once()
+                except Exception:  # the store refused the lease: the next pass tries again
+                    log.exception("reconciliation failed")
                 await sleep(settings.reconcile.interval)
             else:
                 await sleep(OFF_RECHECK)
