@@ -238,3 +238,32 @@ async def test_the_settings_are_read_at_each_pass(rig: Rig, fake_mosaic: FakeMos
     assert (await watcher.run_once()).recovered == []
     rig.use(fake_mosaic, reconcile=ReconcileSettings(interval=60, lookback=48 * 3600))
     assert (await watcher.run_once()).recovered == ["run-failed"]
+
+
+async def test_api_calls_of_a_pass_over_1000_runs(
+    rig: Rig, fake_mosaic: FakeMosaic, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """800 completed, 100 failed and 100 running runs in the lookback window."""
+    for n in range(1000):
+        status = "completed" if n < 800 else "failed" if n < 900 else "running"
+        ago = timedelta(minutes=5 + n)
+        fake_mosaic.add_run(
+            f"run-{n:04}", agent_id=AGENT, created_at=NOW - ago, updated_at=NOW - ago, status=status
+        )
+    watcher = reconciler(rig)
+
+    first = await watcher.run_once()  # nothing stored: every end is recovered
+    rig.now += 300
+    second = await watcher.run_once()  # nothing changed
+    restarted = await reconciler(rig).run_once()  # a new process, every end stored
+
+    with capsys.disabled():
+        print(
+            f"\nAPI calls per pass over 1000 runs (900 ended): first {first.api_calls} "
+            f"(recovered {len(first.recovered)}), unchanged {second.api_calls}, "
+            f"after a restart {restarted.api_calls}"
+        )
+    assert len(first.recovered) == 900
+    assert first.api_calls == 9 + 100  # 9 pages of 100, GET /agent_run per failed run recovered
+    assert second.api_calls == restarted.api_calls == 9
+    assert second.recovered == restarted.recovered == []
