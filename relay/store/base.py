@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "DELIVERY_STATES",
     "AcceptResult",
+    "AgentName",
     "Attempt",
     "ChannelStatus",
     "Counts",
@@ -103,6 +104,15 @@ class Job:
     def __post_init__(self) -> None:
         if self.age_from < 0:
             object.__setattr__(self, "age_from", self.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentName:
+    """An agent's name as Mosaic's API gave it, and when it asked (``name`` None: Mosaic has no
+    such agent, or it has no name)."""
+
+    name: str | None
+    fetched_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +230,16 @@ class Store(Protocol):
     async def take_lease(self, name: str, *, ttl: float) -> bool:
         """Whether this process may do the periodic job ``name`` now: True for at most one
         holder per ``ttl`` seconds among every process sharing the store (SQLite: always)."""
+        ...
+
+    # --- agents' names in Mosaic (a cache of its API's answers) ---
+
+    async def agent_names(self) -> dict[str, AgentName]:
+        """Every cached agent name, by agent id."""
+        ...
+
+    async def put_agent_name(self, agent_id: str, name: AgentName) -> None:
+        """Cache (or replace) the name of ``agent_id``."""
         ...
 
 

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from relay.store.base import (
     AcceptResult,
+    AgentName,
     ChannelStatus,
     Job,
     JobSpec,
@@ -56,6 +57,8 @@ REPLAY_CHUNK = 500
 KEYS_PER_CALL = 500
 CLOSE_TIMEOUT = 2.0
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+AGENT_NAMES = "agent_names"
+"""Hash: agent id -> JSON ``[name, fetched_at]`` (Mosaic's names; never pruned: a few per agent)."""
 
 
 class RedisStore:
@@ -292,6 +295,26 @@ class RedisStore:
 
     async def has_newer(self, job: Job) -> bool:
         return bool(await self._run("has_newer", job.id, job.run_id, job.channel))
+
+    async def agent_names(self) -> dict[str, AgentName]:
+        client = self._require()
+        try:
+            raw = await client.hgetall(self.prefix + AGENT_NAMES)
+        except RedisError as exc:
+            raise self._error("redis store read failed", exc) from None
+        names = {}
+        for agent_id, value in raw.items():
+            name, fetched_at = json.loads(value)
+            names[_text(agent_id)] = AgentName(name, float(fetched_at))
+        return names
+
+    async def put_agent_name(self, agent_id: str, name: AgentName) -> None:
+        client = self._require()
+        value = json.dumps([name.name, name.fetched_at])
+        try:
+            await client.hset(self.prefix + AGENT_NAMES, agent_id, value)
+        except RedisError as exc:
+            raise self._error("redis store write failed", exc) from None
 
     async def known_dedup_keys(self, keys: Collection[str]) -> set[str]:
         client = self._require()

@@ -30,6 +30,7 @@ keys of a namespace in one slot. Keys under the prefix:
 ``idx:<state>:<channel>`` zset job id by created_at, per state (for ``status``)
 ``channels``              set of channels with jobs
 ``rate:<key>``            hash: tokens, ts (a token bucket shared by all replicas)
+``agent_names``           hash: agent id -> JSON ``[name, fetched_at]`` (Mosaic's names, cached)
 ``meta``                  hash: schema
 """
 

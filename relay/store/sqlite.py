@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from relay.store.base import (
     AcceptResult,
+    AgentName,
     ChannelStatus,
     Counts,
     EventFilter,
@@ -104,6 +105,11 @@ CREATE TABLE IF NOT EXISTS cards (
     channel TEXT NOT NULL,
     state TEXT NOT NULL,
     PRIMARY KEY (run_id, channel)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_names (
+    agent_id TEXT PRIMARY KEY,
+    name TEXT,
+    fetched_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY,
@@ -310,6 +316,17 @@ class SQLiteStore:
     async def take_lease(self, name: str, *, ttl: float) -> bool:
         """One process owns a SQLite store: always this one."""
         return True
+
+    async def agent_names(self) -> dict[str, AgentName]:
+        sql = "SELECT agent_id, name, fetched_at FROM agent_names"
+        rows = await self._read(lambda c: c.execute(sql).fetchall())
+        return {row[0]: AgentName(row[1], row[2]) for row in rows}
+
+    async def put_agent_name(self, agent_id: str, name: AgentName) -> None:
+        sql = """INSERT INTO agent_names (agent_id, name, fetched_at) VALUES (?, ?, ?)
+            ON CONFLICT (agent_id) DO UPDATE
+            SET name = excluded.name, fetched_at = excluded.fetched_at"""
+        await self._write(lambda c: _execute(c, sql, (agent_id, name.name, name.fetched_at)))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None or self._reader is None:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from relay.store import ChannelStatus, Job, JobSpec, Store, StoreError
+from relay.store.base import AgentName
 from tests.store.conftest import StoreFactory, new_event, specs
 
 T0 = 1000.0
@@ -537,3 +538,28 @@ async def test_a_pruned_run_is_no_longer_quiet(store: Store) -> None:
 
 async def test_a_lease_is_taken_by_the_first_caller(store: Store) -> None:
     assert await store.take_lease("reconcile", ttl=60.0)
+
+
+# --- agents' names in Mosaic --------------------------------------------------------------------
+
+
+async def test_agent_names_are_cached_replaced_and_kept_across_a_reopen(
+    store: Store, make_store: StoreFactory
+) -> None:
+    assert await store.agent_names() == {}
+    await store.put_agent_name("agent-1", AgentName("Shorts cutter", T0))
+    await store.put_agent_name("agent-2", AgentName(None, T0 + 1))
+    await store.put_agent_name("agent-1", AgentName("Shorts cutter v2", T0 + 2))
+    expected = {
+        "agent-1": AgentName("Shorts cutter v2", T0 + 2),
+        "agent-2": AgentName(None, T0 + 1),
+    }
+    assert await store.agent_names() == expected
+    await store.close()
+    reopened = make_store()
+    await reopened.open()
+    try:
+        assert await reopened.agent_names() == expected
+    finally:
+        await reopened.close()
+    await store.open()
