@@ -6,8 +6,8 @@ routes whose ``match.flag`` names ``TEST``. Routes are indexed by one key they r
 cost of matching stays nearly flat in the number of routes.
 
 ``match.agent`` takes an agent's id, a name from ``agents:`` (compiled to its ids), or, with
-Mosaic's API names on, the agent's name in Mosaic: the router's ``names`` (an in-memory mapping,
-``agents:`` on top) gives the event's ``agent_name`` key, with no I/O.
+Mosaic's API names on, the agent's name in Mosaic: the event's ``agent_name`` key is its name in
+``agents:``, else in ``api_names`` (an in-memory mapping the name resolver fills; no I/O).
 """
 
 from __future__ import annotations
@@ -65,9 +65,16 @@ class Delivery:
 _NO_NAMES: Mapping[str, str] = MappingProxyType({})
 
 
-def event_keys(event: Event, names: Mapping[str, str] = _NO_NAMES) -> dict[str, str | None]:
-    """The values routes match on; ``agent_name`` is the agent's display name when ``names``
-    knows it (``match.agent`` takes the id or that name)."""
+def event_keys(
+    event: Event,
+    agents: Mapping[str, str] = _NO_NAMES,
+    api_names: Mapping[str, str] | None = None,
+) -> dict[str, str | None]:
+    """The values routes match on; ``agent_name`` is the agent's name in ``agents`` (relay.yaml),
+    else in ``api_names`` (Mosaic's), else None (``match.agent`` takes the id or that name)."""
+    agent_name = agents.get(event.agent_id)
+    if agent_name is None and api_names is not None:
+        agent_name = api_names.get(event.agent_id)
     trigger = event.trigger_type
     youtube_channel = None
     if event.triggered_by is not None and trigger == "youtube":
@@ -79,7 +86,7 @@ def event_keys(event: Event, names: Mapping[str, str] = _NO_NAMES) -> dict[str, 
         "trigger": trigger,
         "youtube_channel": youtube_channel,
         "source": event.source,
-        "agent_name": names.get(event.agent_id),
+        "agent_name": agent_name,
     }
 
 
@@ -88,10 +95,12 @@ class Router:
         self,
         routes: Sequence[Route],
         channel_templates: Mapping[str, str | None],
-        names: Mapping[str, str] = _NO_NAMES,
+        agents: Mapping[str, str] = _NO_NAMES,
+        api_names: Mapping[str, str] | None = None,
     ) -> None:
         self.routes = tuple(routes)
-        self._names = names
+        self._agents = agents
+        self._api_names = api_names
         self._channel_templates = dict(channel_templates)
         self._always: list[int] = []
         self._index: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -107,14 +116,14 @@ class Router:
         self._frozen = {key: dict(table) for key, table in self._index.items()}
 
     @classmethod
-    def from_config(cls, config: RelayConfig, names: Mapping[str, str] | None = None) -> Router:
-        """``names``: agent id -> display name at match time (default: ``config.agents``)."""
+    def from_config(cls, config: RelayConfig, api_names: Mapping[str, str] | None = None) -> Router:
+        """``api_names``: agent id -> its name in Mosaic, read at match time."""
         ids = agent_ids(config.agents)
         routes = [
             _compile_route(index, settings, ids) for index, settings in enumerate(config.routes)
         ]
         templates = {name: channel.template for name, channel in config.channels.items()}
-        return cls(routes, templates, config.agents if names is None else names)
+        return cls(routes, templates, config.agents, api_names)
 
     def route_named(self, name: str) -> Route | None:
         return self._by_name.get(name)
@@ -133,7 +142,7 @@ class Router:
         return _unique(heapq.merge(*lists))
 
     def match(self, event: Event) -> list[Delivery]:
-        keys = event_keys(event, self._names)
+        keys = event_keys(event, self._agents, self._api_names)
         deliveries: list[Delivery] = []
         taken: set[str] = set()
         for index in self.candidates(keys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -46,16 +47,24 @@ class Runtime:
         return self.loaded.config.auth.allow_unsigned
 
     @classmethod
-    def build(cls, loaded: LoadedConfig) -> Runtime:
+    def build(cls, loaded: LoadedConfig, api_names: Mapping[str, str] | None = None) -> Runtime:
+        """``api_names``: agents' names in Mosaic, read at each match and render (an in-memory
+        mapping, ``relay.mosaic.names.AgentNames``); used when ``mosaic.agent_names`` is on and
+        ``mosaic.api_key`` set. ``agents:`` in relay.yaml wins."""
         config = loaded.config
+        mosaic = config.mosaic
+        if not (mosaic.api_enabled and mosaic.agent_names):
+            api_names = None
         channels = {
             name: build_channel(name, settings, loaded.base_dir)
             for name, settings in config.channels.items()
         }
         return cls(
             loaded=loaded,
-            router=Router.from_config(config),
-            renderer=Renderer(config.templates, config.agents),
+            router=Router.from_config(config, api_names),
+            renderer=Renderer(
+                config.templates, config.agents, api_names=api_names, run_url=mosaic.run_url
+            ),
             channels=channels,
             secrets=tuple(s.get_secret_value().encode("utf-8") for s in config.auth.secrets),
             rate_limits={name: effective_rate_limit(ch) for name, ch in channels.items()},

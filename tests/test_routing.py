@@ -238,12 +238,11 @@ def test_an_agent_matches_by_its_name_in_mosaic_and_agents_still_wins() -> None:
     names = {FAILED_AGENT: "Long-form editor", "ffffffff-0000-4000-8000-000000000000": "x"}
     # agents: names the Shorts cutter; Mosaic's name for it does not make it another agent.
     names[SHORTS] = "Long-form editor"
-    merged = {**names, **config.agents}
-    r = Router.from_config(config, merged)
+    r = Router.from_config(config, names)
     assert targets(r, event(FAILED)) == [("routes[0]", "a", None)]
     assert targets(r, event(YOUTUBE)) == [("routes[1]", "b", None)]
     # Until the name is known, the route matches nothing.
-    assert targets(Router.from_config(config, config.agents), event(FAILED)) == []
+    assert targets(Router.from_config(config), event(FAILED)) == []
 
 
 def test_a_route_naming_an_agent_by_id_and_by_name_delivers_once() -> None:

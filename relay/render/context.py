@@ -10,15 +10,20 @@ error.
 | variable | value |
 |---|---|
 | `event` | the payload as a dict, unknown/extra fields included (lists: first 20 items) |
-| `flag` | `RUN_STARTED`, `RUN_PROGRESS`, `RUN_FINISHED`, `TEST` or a newer flag |
+| `flag` | `RUN_STARTED`, `RUN_PROGRESS`, `RUN_FINISHED`, `RUN_STALE`, `TEST` or a newer flag |
 | `status` | `running`, `completed`, `partial_complete`, `failed`, `cancelled`… |
-| `status_word` | `Started`, `Running`, `Finished`, `Partially complete`, `Failed`, `Cancelled`… |
-| `emoji` | 🚀 ⏳ ✅ ⚠️ ❌ 🛑 🧪 (else ℹ️) |
+| `status_word` | `Started`, `Running`, `No news`, `Finished`, `Partially complete`, `Failed`, `Cancelled`… |
+| `emoji` | 🚀 ⏳ ⏰ ✅ ⚠️ ❌ 🛑 🧪 (else ℹ️) |
 | `color` | hex colour of the status, e.g. `#E01E5A` for failed |
 | `title` | one line, e.g. `❌ Failed: Shorts cutter run c2d9e8f7` |
 | `agent_id` | the agent's id |
-| `agent_name` | its display name from `agents:` in relay.yaml, else `agent` and the first 8 characters of its id (a short id as it is) |
+| `agent_name` | its display name from `agents:` in relay.yaml, else its name in Mosaic (`mosaic.agent_names`, once resolved), else `agent` and the first 8 characters of its id (a short id as it is) |
 | `run_id`, `run_short` | the run's id; its first 8 characters |
+| `run_url` | a link to the run (`mosaic.run_url` with the ids filled in, URL-quoted); `None` without it |
+| `source` | `webhook`, `reconciled` (found through Mosaic's API: the webhook never arrived) or `watch` (the relay's own `RUN_STALE`) |
+| `source_note` | `Recovered from Mosaic's API (the webhook never arrived)` for a reconciled event, else `None` |
+| `silent_for` | `RUN_STALE`: seconds since the relay last heard of the run (`| duration`), else `None` |
+| `stale_note` | `RUN_STALE`: e.g. `No news from this run for 2h 00m — still running at 7/10 nodes`, else `None` |
 | `trigger` | dict of what started the run; the keys below are always there, extra fields kept |
 | `trigger.type` | `youtube`, `schedule`, `manual`… or `none` (a plain API run) |
 | `trigger.*` | `video_title`, `video_url`, `video_id`, `channel_id`, `triggered_at`, `trigger_id` |
@@ -49,15 +54,20 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from relay.events import MAX_ITEMS, MAX_NODE_COUNT, Event
+from relay.render.environment import duration
 from relay.render.limits import clean_text, oneline, safe_url
 
 __all__ = [
+    "RECOVERED_NOTE",
     "ContextCache",
     "build_context",
     "delivery_context",
+    "display_name",
     "event_context",
+    "run_link",
     "status_style",
 ]
 
@@ -70,6 +80,8 @@ _STYLES: dict[str, tuple[str, str, str]] = {
 _TEST = ("Test", "🧪", "#8B5CF6")
 _STARTED = ("Started", "🚀", "#1D9BD1")
 _RUNNING = ("Running", "⏳", "#1D9BD1")
+_STALE = ("No news", "⏰", "#E8912D")
+RECOVERED_NOTE = "Recovered from Mosaic's API (the webhook never arrived)"
 _REASONS = {
     "failed": "Why it failed",
     "partial_complete": "What went wrong",
@@ -91,6 +103,8 @@ def status_style(flag: str, status: str) -> tuple[str, str, str]:
     """``(status_word, emoji, color)`` for an event."""
     if flag == "TEST":
         return _TEST
+    if flag == "RUN_STALE":
+        return _STALE
     if status in _STYLES:
         return _STYLES[status]
     if flag == "RUN_STARTED":
@@ -180,8 +194,60 @@ def _lists(event: Event, payload: Mapping[str, Any]) -> dict[str, Any]:
     return lists
 
 
-def event_context(event: Event, *, agents: Mapping[str, str]) -> dict[str, Any]:
-    """The variables that depend only on the event (and the agents' names): built once per event.
+def run_link(run_url: str | None, event: Event) -> str | None:
+    """``run_url`` (``mosaic.run_url``) with the event's ``{run_id}`` and ``{agent_id}`` filled
+    in, each URL-quoted whole; None without a template, or when the result is no http(s) URL."""
+    if run_url is None:
+        return None
+    ids = {"run_id": event.run_id, "agent_id": event.agent_id}
+    return safe_url(run_url.format(**{name: quote(value, safe="") for name, value in ids.items()}))
+
+
+def _silent_for(event: Event) -> float | None:
+    value = event.relay_note.get("silent_for")
+    if event.flag != "RUN_STALE" or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(0.0, float(value))
+
+
+def _stale_note(silent_for: float | None, progress: Mapping[str, Any]) -> str:
+    note = "No news from this run"
+    if silent_for is not None:
+        note += f" for {duration(silent_for)}"
+    note += " — still running"
+    if progress["total"]:
+        note += f" at {progress['completed']}/{progress['total']} nodes"
+    return note
+
+
+def _source_variables(event: Event, progress: Mapping[str, Any]) -> dict[str, Any]:
+    """``source``, ``source_note``, ``silent_for`` and ``stale_note``."""
+    silent_for = _silent_for(event)
+    stale = event.flag == "RUN_STALE"
+    return {
+        "source": event.source,
+        "source_note": RECOVERED_NOTE if event.source == "reconciled" else None,
+        "silent_for": silent_for,
+        "stale_note": _stale_note(silent_for, progress) if stale else None,
+    }
+
+
+def display_name(
+    agent_id: str, agents: Mapping[str, str], api_names: Mapping[str, str] | None
+) -> str | None:
+    """The agent's name in ``agents:`` (relay.yaml), else in Mosaic (``api_names``), else None."""
+    return agents.get(agent_id) or (api_names.get(agent_id) if api_names is not None else None)
+
+
+def event_context(
+    event: Event,
+    *,
+    agents: Mapping[str, str],
+    run_url: str | None = None,
+    api_names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The variables that depend only on the event (and the agents' names, the run link
+    template): built once per event.
 
     Every list in it holds ``MAX_ITEMS`` items at most (the typed view takes no more), so its
     cost does not grow with the length of the event's lists.
@@ -190,7 +256,8 @@ def event_context(event: Event, *, agents: Mapping[str, str]) -> dict[str, Any]:
     flag, status = payload["flag"], payload["status"]
     agent_id, run_id = payload["agent_id"], payload["run_id"]
     word, emoji, color = status_style(flag, status)
-    agent_name = clean_text(agents.get(event.agent_id) or "") or _short_agent(agent_id)
+    named = display_name(event.agent_id, agents, api_names)
+    agent_name = clean_text(named or "") or _short_agent(agent_id)
 
     raw_trigger: dict[str, Any] = payload.get("triggered_by") or {}
     trigger: dict[str, Any] = {**raw_trigger, "type": raw_trigger.get("type") or "none"}
@@ -202,6 +269,7 @@ def event_context(event: Event, *, agents: Mapping[str, str]) -> dict[str, Any]:
     title = f"{emoji} {word}: {oneline(agent_name)}"
     if flag != "TEST":
         title += f" run {run_short}"
+    progress = _progress(payload.get("node_status_counts") or {}, status, event.is_terminal)
 
     return {
         "event": payload,
@@ -215,11 +283,13 @@ def event_context(event: Event, *, agents: Mapping[str, str]) -> dict[str, Any]:
         "agent_name": agent_name,
         "run_id": run_id,
         "run_short": run_short,
+        "run_url": run_link(run_url, event) if flag != "TEST" else None,
+        **_source_variables(event, progress),
         "trigger": trigger,
         "trigger_label": trigger_label,
         **lists,
         "image_url": _first_thumbnail(lists["outputs"], lists["node_outputs"], lists["inputs"]),
-        "progress": _progress(payload.get("node_status_counts") or {}, status, event.is_terminal),
+        "progress": progress,
         "status_message": payload.get("status_message"),
         "reason_label": _REASONS.get(status, "Note"),
         "error_messages": [m for m in map(_error_message, lists["errors"]) if m],
@@ -246,6 +316,7 @@ def build_context(
     event: Event,
     *,
     agents: Mapping[str, str],
+    run_url: str | None = None,
     event_id: str,
     route: str,
     channel: str,
@@ -254,7 +325,7 @@ def build_context(
 ) -> dict[str, Any]:
     """The template variables for one delivery (see the module docstring)."""
     return delivery_context(
-        event_context(event, agents=agents),
+        event_context(event, agents=agents, run_url=run_url),
         event_id=event_id,
         route=route,
         channel=channel,
@@ -271,8 +342,17 @@ class ContextCache:
     use from several threads.
     """
 
-    def __init__(self, agents: Mapping[str, str], size: int = 4) -> None:
+    def __init__(
+        self,
+        agents: Mapping[str, str],
+        size: int = 4,
+        *,
+        run_url: str | None = None,
+        api_names: Mapping[str, str] | None = None,
+    ) -> None:
         self._agents = agents
+        self._run_url = run_url
+        self._api_names = api_names
         self._size = size
         self._entries: OrderedDict[int, tuple[Event, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -284,7 +364,9 @@ class ContextCache:
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry[1]
-        base = event_context(event, agents=self._agents)
+        base = event_context(
+            event, agents=self._agents, run_url=self._run_url, api_names=self._api_names
+        )
         with self._lock:
             self._entries[key] = (event, base)
             self._entries.move_to_end(key)

@@ -75,7 +75,10 @@ def compile_template(
 class Renderer:
     """Compiles every template at construction (``TemplateConfigError`` on a syntax error).
 
-    ``kinds`` defaults to the registered ones (``relay.render.kinds.REGISTRY``), as they are now.
+    ``agents`` (agent id -> display name, from relay.yaml) is copied; ``api_names`` (agents'
+    names in Mosaic, ``relay.mosaic.names``) is read at each render, so names it learns show as
+    they come, and must answer from memory; ``agents`` wins. ``run_url`` is ``mosaic.run_url``. ``kinds`` defaults to the registered ones
+    (``relay.render.kinds.REGISTRY``), as they are now.
     """
 
     def __init__(
@@ -83,6 +86,9 @@ class Renderer:
         templates: Mapping[str, TemplateSettings],
         agents: Mapping[str, str],
         kinds: Mapping[str, RenderKind] | None = None,
+        *,
+        api_names: Mapping[str, str] | None = None,
+        run_url: str | None = None,
     ) -> None:
         self._kinds = dict(REGISTRY if kinds is None else kinds)
         self._envs = Environments(markups_of(self._kinds.values()))
@@ -92,7 +98,7 @@ class Renderer:
             for name, kind in self._kinds.items()
         }
         self._agents = dict(agents)
-        self._contexts = ContextCache(self._agents)
+        self._contexts = ContextCache(self._agents, run_url=run_url, api_names=api_names)
         self._templates = {
             name: compile_template(name, settings, self._envs, self._kinds.values())
             for name, settings in templates.items()

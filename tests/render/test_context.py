@@ -158,6 +158,11 @@ def test_documented_variables_are_all_present() -> None:
         "route",
         "channel",
         "event_id",
+        "run_url",
+        "source",
+        "source_note",
+        "silent_for",
+        "stale_note",
     }
     for name in ("run_finished_failed", "test", "run_progress"):
         ctx = context(sample(name))

@@ -51,6 +51,8 @@ SLACK_PLAIN = OutputMarkup("slack_plain", link=plain_link, escape=slack_unlink)
 """Slack ``plain_text``: every value unlinked."""
 
 MAX_OUTPUTS = 10
+MAX_BUTTON_URL = 3000
+RUN_LINK_LABEL = "Open in Mosaic"
 MAX_ERRORS = 5
 MAX_NODE_LABEL = 24
 
@@ -151,6 +153,10 @@ def slack_blocks(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     if ctx["flag"] == "TEST":
         text = "Test event from Mosaic: the relay received it and this channel works."
         return [*blocks, {"type": "section", "text": mrkdwn(text)}]
+    notes = [f"*{_literal(ctx['stale_note'], 300)}*"] if ctx["stale_note"] else []
+    notes += [f"_{_literal(ctx['source_note'], 300)}_"] if ctx["source_note"] else []
+    if notes:
+        blocks.append({"type": "section", "text": mrkdwn("\n".join(notes))})
     progress = ctx["progress"]
     nodes = progress["summary"]
     if progress["total"] and not ctx["is_terminal"]:
@@ -183,6 +189,10 @@ def slack_blocks(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     outputs = _output_lines(ctx)
     if outputs:
         blocks.append({"type": "section", "text": mrkdwn("*Outputs*\n" + "\n".join(outputs))})
+    run_url = ctx["run_url"]
+    if run_url and len(run_url) <= MAX_BUTTON_URL:
+        button = {"type": "button", "text": plain_text(RUN_LINK_LABEL), "url": run_url}
+        blocks.append({"type": "actions", "elements": [button]})
     footer = f"Run `{_literal(ctx['run_id'], 100)}` · route {_literal(ctx['route'], 100)}"
     blocks.append({"type": "context", "elements": [mrkdwn(footer)]})
     return blocks
@@ -191,6 +201,10 @@ def slack_blocks(ctx: dict[str, Any]) -> list[dict[str, Any]]:
 def slack_fallback(ctx: dict[str, Any]) -> str:
     """The notification text sent with the blocks (mrkdwn)."""
     text = _literal(ctx["title"], 300)
-    if ctx["status_message"] and ctx["flag"] != "TEST":
+    if ctx["stale_note"]:
+        text += f" — {_literal(ctx['stale_note'], 300)}"
+    elif ctx["status_message"] and ctx["flag"] != "TEST":
         text += f" — {_literal(ctx['status_message'], 300)}"
+    if ctx["run_url"]:
+        text += f" · {slack_link(ctx['run_url'], RUN_LINK_LABEL)}"
     return text
