@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -310,33 +309,31 @@ async def test_a_connection_without_a_complete_head_is_closed_at_the_deadline(
     make_client: MakeClient, sent: bytes
 ) -> None:
     client = await make_client(with_server(read_timeout="200ms"))
-    started = time.monotonic()
+    # raw_exchange reads until the server closes (TimeoutError if it never does).
     assert await raw_exchange(client, sent, timeout=5) == b""
-    assert time.monotonic() - started < 5
     assert (await client.get("/healthz")).status == 200
 
 
 async def test_a_trickled_head_is_cut_off_at_the_deadline(make_client: MakeClient) -> None:
     client = await make_client(with_server(read_timeout="300ms"))
     reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    started = time.monotonic()
     head = f"POST {PATH} HTTP/1.1\r\nHost: relay\r\nX-Padding: ".encode() + b"a" * 1000
+    cut_off = False  # by the server, before the 1,000-odd bytes (20 s at this pace) were sent
     try:
         for byte in head:
             writer.write(bytes([byte]))
             await writer.drain()
             await asyncio.sleep(0.02)
             if reader.at_eof() or writer.is_closing():
-                break
-            if time.monotonic() - started > 5:
+                cut_off = True
                 break
         async with asyncio.timeout(5):
             rest = await reader.read()
     except ConnectionError:
-        rest = b""
+        rest, cut_off = b"", True
     finally:
         writer.close()
-    assert rest == b"" and time.monotonic() - started < 5, "a slow head kept its connection"
+    assert cut_off and rest == b"", "a slow head kept its connection"
 
 
 @pytest.mark.parametrize(
