@@ -22,7 +22,7 @@ from relay.delivery.outcomes import Outcome
 from relay.delivery.record import Recorder
 from relay.delivery.retry import backoff_delay
 from relay.metrics import Metrics
-from relay.ratelimit import RateLimiter
+from relay.delivery.ratelimit import RateLimiter
 from relay.runtime import Runtime
 from relay.store.base import Job, Store
 

@@ -456,7 +456,7 @@ end
 return forgotten
 """
 
-# The token bucket of ``relay.ratelimit.RateLimiter.try_acquire``, shared by replicas; the same
+# The token bucket of ``relay.delivery.ratelimit.RateLimiter.try_acquire``, shared by replicas; the same
 # table of cases tests both.
 _ACQUIRE_RATE = """
 local key = P .. 'rate:' .. ARGV[2]

@@ -12,7 +12,7 @@ from relay.channels import PermanentError, RetryableError
 from relay.confmodel import RateLimit
 from relay.delivery.attempt import Attempts
 from relay.delivery.outcomes import Dead, Later, Outcome, Retry, Sent, Wait
-from relay.ratelimit import RateLimiter
+from relay.delivery.ratelimit import RateLimiter
 from relay.runtime import Runtime
 from relay.store import Job, SQLiteStore
 from tests.delivery.conftest import T0, Answering, make_job

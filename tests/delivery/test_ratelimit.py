@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from relay.confmodel import RateLimit
-from relay.ratelimit import RateLimiter
+from relay.delivery.ratelimit import RateLimiter
 from relay.store import RedisStore
 from tests.redis_server import RedisServer, redis_namespace, redis_server  # noqa: F401
 
