@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from relay.delivery.attempt import Attempts, parse_stored
 from relay.delivery.clock import SYSTEM_CLOCK, Clock
 from relay.delivery.outcomes import Outcome
+from relay.delivery.ratelimit import RateLimiter
 from relay.delivery.record import Recorder
 from relay.delivery.retry import backoff_delay
 from relay.metrics import Metrics
-from relay.delivery.ratelimit import RateLimiter
 from relay.runtime import Runtime
 from relay.store.base import Job, Store
 

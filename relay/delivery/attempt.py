@@ -23,9 +23,9 @@ from relay.config import DeliverySettings
 from relay.confmodel import RateLimit
 from relay.delivery.clock import Clock
 from relay.delivery.outcomes import Dead, Later, Outcome, Retry, Sent, Wait
+from relay.delivery.ratelimit import RateLimiter
 from relay.delivery.retry import retry_or_give_up
 from relay.events import Event, describe_error
-from relay.delivery.ratelimit import RateLimiter
 from relay.render import RenderError
 from relay.runtime import Runtime
 from relay.store.base import Job, SharedRateLimits, Store
