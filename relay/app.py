@@ -177,6 +177,7 @@ def build_app(
         rejections=rejections,
         limiter=relay.auth_failures,
         checks=relay.checks,
+        last_reconcile=lambda: relay.reconciler.last,
     )
     setup_ui(app, ui)
     app.on_startup.append(_on_startup)

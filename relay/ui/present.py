@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from relay.confmodel import route_label
+from relay.render.context import display_name
 from relay.runtime import Runtime
 from relay.store.base import (
     DELIVERY_STATES,
@@ -25,6 +27,7 @@ from relay.ui.state import UiState
 
 __all__ = [
     "MASK",
+    "agent_names",
     "config_json",
     "counts_json",
     "dead_letter_json",
@@ -40,15 +43,30 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def agent_name(runtime: Runtime, agent_id: str) -> str:
-    return runtime.loaded.config.agents.get(agent_id, agent_id)
+    """Its name in ``agents:``, else in Mosaic (when resolved), else the id."""
+    return display_name(agent_id, runtime.loaded.config.agents, runtime.api_names) or agent_id
+
+
+def agent_names(runtime: Runtime) -> list[str]:
+    """Every agent name the relay knows (``agents:``, then Mosaic's), sorted."""
+    agents = runtime.loaded.config.agents
+    found = set(agents.values())
+    if runtime.api_names is not None:
+        found.update(name for agent_id, name in runtime.api_names.items() if agent_id not in agents)
+    return sorted(found)
 
 
 def resolve_agent(runtime: Runtime, text: str) -> str:
-    """An agent id from an id or a display name of ``agents:`` (first id with that name)."""
+    """An agent id from an id, a display name of ``agents:`` or a name in Mosaic (first id with
+    that name)."""
     agents = runtime.loaded.config.agents
     if text in agents:
         return text
-    return next((agent_id for agent_id, name in agents.items() if name == text), text)
+    found = next((agent_id for agent_id, name in agents.items() if name == text), None)
+    if found is None and runtime.api_names is not None:
+        named = runtime.api_names.items()
+        found = next((agent_id for agent_id, name in named if name == text), None)
+    return found or text
 
 
 def delivery_json(job: JobRecord, *, with_log: bool = False) -> dict[str, Any]:
@@ -174,6 +192,32 @@ def _masked(value: Any) -> Any:
     return value
 
 
+def reconcile_json(state: UiState) -> dict[str, Any]:
+    """``{"state": "off"}``, or its settings and the last pass (``ago`` in seconds)."""
+    mosaic = state.live.current.loaded.config.mosaic
+    if not mosaic.api_enabled or mosaic.reconcile == "off":
+        return {"state": "off"}
+    last = state.last_reconcile()
+    last_pass = None
+    if last is not None:
+        last_pass = {
+            "at": last.at,
+            "ago": max(0.0, time.time() - last.at),
+            "result": last.result,
+            "listed": last.listed,
+            "recovered": len(last.recovered),
+            "api_calls": last.api_calls,
+            "error": last.error,
+        }
+    settings = mosaic.reconcile
+    return {
+        "state": "on",
+        "interval": settings.interval,
+        "lookback": settings.lookback,
+        "last_pass": last_pass,
+    }
+
+
 def config_json(state: UiState) -> dict[str, Any]:
     loaded = state.live.current.loaded
     config = loaded.config
@@ -185,6 +229,7 @@ def config_json(state: UiState) -> dict[str, Any]:
         "last_reload": _masked(dict(state.live.last_reload)),
         "channel_checks": state.checks.as_json() if state.checks is not None else None,
         "rejected_webhooks": [r.as_dict() for r in state.rejections.recent()],
+        "reconcile": reconcile_json(state),
         "store": mask_url(config.store.url),
         "unset_vars": list(loaded.unset_vars),
         "agents": dict(config.agents),

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from relay.admin import FailedAuthLimiter
 from relay.live import LiveRuntime
+from relay.mosaic.reconcile import PassReport
 from relay.rejections import RejectionLog
 from relay.store.base import Store
 from relay.ui.auth import Sessions
@@ -31,6 +32,8 @@ class UiState:
     """Wrong admin tokens per client, shared with every other admin door."""
     checks: ChannelChecks | None = None
     """The channels' background checks (None: switched off)."""
+    last_reconcile: Callable[[], PassReport | None] = lambda: None
+    """The last reconciliation pass with Mosaic's API this replica ran (None: none yet)."""
     sessions: Sessions = field(default_factory=Sessions)
     refresh_seconds: float = 4.0
     """How often open pages refresh their counts and lists."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import markupsafe
 from aiohttp import web
 
 from relay.app import RELAY
+from relay.mosaic.reconcile import PassReport
 from relay.ui.pages import PAGE_SIZE
 from tests.conftest import sample, wait_until
 from tests.ui.conftest import (
@@ -24,7 +26,7 @@ from tests.ui.conftest import (
     login,
     post_event,
 )
-from tests.ui.test_api import PlainStore, youtube_failed
+from tests.ui.test_api import PlainStore, get, youtube_failed
 
 PAGES = ["/ui/events", "/ui/dead-letters", "/ui/route-test", "/ui/config"]
 
@@ -219,3 +221,25 @@ async def test_config_page_lists_rejected_webhooks_escaped_and_without_the_secre
     api = await client.get("/api/config", headers=bearer())
     (rejection,) = (await api.json())["rejected_webhooks"]
     assert (rejection["status"], rejection["reason"]) == (401, "bad signature")
+
+
+async def test_config_page_and_api_show_the_last_reconcile(
+    client: Client, write_config: Callable[[str], Path]
+) -> None:
+    await login(client)
+    relay = client.app[RELAY]
+    assert (await get(client, "/api/config"))["reconcile"] == {"state": "off"}
+    assert "<dt>Reconcile</dt><dd>off</dd>" in await page(client, "/ui/config")
+
+    path = relay.live.current.loaded.path
+    mosaic = "mosaic:\n  api_key: mk_test_key_0123456789\n  api_url: http://127.0.0.1:9\n"
+    write_config(path.read_text() + mosaic)
+    assert (await relay.reloader.reload("test"))["ok"]
+    assert "no pass yet" in await page(client, "/ui/config")
+    relay.reconciler.last = PassReport(time.time() - 180, "ok", listed=5, recovered=["r1"])
+
+    shown = (await get(client, "/api/config"))["reconcile"]
+    assert shown["state"] == "on" and shown["interval"] == 300 and shown["lookback"] == 86400
+    assert shown["last_pass"]["recovered"] == 1 and shown["last_pass"]["result"] == "ok"
+    assert shown["last_pass"]["ago"] >= 180
+    assert re.search(r"last reconcile: 3m \d\ds ago, 1 recovered", await page(client, "/ui/config"))
