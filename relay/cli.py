@@ -1,5 +1,5 @@
 """``relay`` command line: serve | check | test | route-test | send | send-sample | init | dlq |
-status | schema."""
+status | reconcile | schema."""
 
 from __future__ import annotations
 
@@ -25,12 +25,17 @@ from aiohttp import web
 from relay.config import ConfigError, LoadedConfig, RelayConfig, load_config, load_sections
 from relay.confmodel import route_label
 from relay.dryrun import DryRunError, route_test, sample_bytes, sample_names
+from relay.ingest import Ingest
 from relay.logs import setup_logging
+from relay.mosaic.client import MosaicClient
+from relay.mosaic.reconcile import PassReport, Reconciler
+from relay.mosaic.settings import MosaicSettings
 from relay.receiver import SIGNATURE_HEADER
 from relay.render.environment import duration
+from relay.routing import Router
 from relay.runtime import Runtime
 from relay.starter import starter_config
-from relay.store import StoreError, display_url, open_store
+from relay.store import Store, StoreError, display_url, open_store
 from relay.verify import check_online, report, send_test
 
 __all__ = ["main"]
@@ -404,6 +409,45 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client(settings: MosaicSettings) -> MosaicClient:
+    assert settings.api_key is not None
+    return MosaicClient(settings.api_key, base_url=settings.api_url)
+
+
+async def _reconcile(loaded: LoadedConfig, store: Store, dry_run: bool) -> PassReport:
+    """One pass by hand: recovered ends are stored with their jobs; a running relay (or the
+    next start) delivers them."""
+    router = Router.from_config(loaded.config)
+    ingest = Ingest(store, lambda: router, lambda: None)
+    reconciler = Reconciler(store, ingest, lambda: loaded.config.mosaic, _client)
+    return await reconciler.run_once(dry_run=dry_run, lease=False)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    if not args.once:
+        raise CliError("say --once (`relay serve` reconciles every mosaic.reconcile.interval)")
+    loaded = load(args.config)
+    mosaic = loaded.config.mosaic
+    if mosaic.api_key is None:
+        raise CliError("mosaic.api_key is not set: reconciling needs Mosaic's API")
+    if mosaic.reconcile == "off":
+        raise CliError("mosaic.reconcile is off")
+    report = asyncio.run(_with_store(loaded, lambda store: _reconcile(loaded, store, args.dry_run)))
+    if report.result != "ok":
+        raise CliError(f"reconciliation failed ({report.result}): {report.error}")
+    verb = "would recover" if args.dry_run else "recovered"
+    print(
+        f"{report.listed} ended run(s) in the last {duration(mosaic.reconcile.lookback)}, "
+        f"{verb} {len(report.recovered)} run end(s) the relay never received "
+        f"({report.api_calls} API calls)"
+    )
+    for run_id in report.recovered:
+        print(f"  {verb} run {run_id}")
+    if report.recovered and not args.dry_run:
+        print("a running relay delivers them shortly")
+    return 0
+
+
 # --- schema ------------------------------------------------------------------------------------
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -504,6 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.set_defaults(func=cmd_dlq)
 
     command("status", "jobs per channel and state").set_defaults(func=cmd_status)
+    reconcile = command("reconcile", "ingest the run ends Mosaic's API knows and the relay missed")
+    reconcile.add_argument("--once", action="store_true", help="one pass now (required)")
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="only print what it would recover; store nothing"
+    )
+    reconcile.set_defaults(func=cmd_reconcile)
     command("schema", "print the JSON Schema of relay.yaml").set_defaults(func=cmd_schema)
     return parser
 

@@ -150,14 +150,15 @@ class Reconciler:
             else:
                 await sleep(OFF_RECHECK)
 
-    async def run_once(self, *, dry_run: bool = False) -> PassReport:
-        """One pass; ``dry_run`` ingests nothing and takes no lease (it only reports)."""
+    async def run_once(self, *, dry_run: bool = False, lease: bool = True) -> PassReport:
+        """One pass; ``dry_run`` ingests nothing (it only reports); ``lease=False`` runs even
+        while another replica holds the lease (a pass asked for by hand)."""
         settings = self._settings()
         now = self._clock()
         if settings.api_key is None or settings.reconcile == "off":
             return self._finish(PassReport(now, "off"), dry_run)
         interval = settings.reconcile.interval
-        if not dry_run and not await self._store.take_lease(LEASE, ttl=interval):
+        if lease and not dry_run and not await self._store.take_lease(LEASE, ttl=interval):
             return PassReport(now, "skipped")
         report = PassReport(now, "ok")
         client = self.client_factory(settings)
