@@ -216,6 +216,8 @@ def _assemble(
     mosaic = (store, receiver.ingest, relay.mosaic_settings, relay.mosaic_client)
     relay.reconciler = Reconciler(*mosaic, metrics=metrics)
     relay.stale_watch = StaleWatch(*mosaic, metrics=metrics)
+    live.on_swap(lambda _: relay.reconciler.pacer.wake())
+    live.on_swap(lambda _: relay.stale_watch.pacer.wake())
     live.on_swap(lambda _: dispatcher.notify())
     live.on_swap(lambda runtime: metrics.config_loaded_now(runtime.loaded.sha256))
     live.on_reload(lambda result: metrics.config_reloaded(bool(result["ok"])))

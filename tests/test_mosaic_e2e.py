@@ -213,3 +213,18 @@ async def test_a_hung_run_alerts_once_as_stale_and_its_finish_alerts_normally(
     relay.stale_watch.clock = lambda: time.time() + 5 * 3600
     assert await relay.stale_watch.check_once() == []  # never after the run ends
     assert len(alerts(tmp_path)) == 3
+
+
+async def test_reconciliation_turned_on_by_a_reload_runs_at_once(
+    start_relay: Callable[..., Awaitable[Client]], fake_mosaic: FakeMosaic, tmp_path: Path
+) -> None:
+    add_failed_run(fake_mosaic)
+    client = await start_relay(BASE_CONFIG)
+    relay = client.app[RELAY]
+    assert relay.reconciler.last is None
+
+    (tmp_path / "relay.yaml").write_text(mosaic_config(fake_mosaic))
+    assert (await relay.reloader.reload("test"))["ok"]
+
+    await wait_until(lambda: len(alerts(tmp_path)) == 1)
+    assert alerts(tmp_path)[0]["run_id"] == RUN

@@ -16,10 +16,9 @@ whole window again).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +33,7 @@ from relay.mosaic.client import (
     MosaicUnavailableError,
 )
 from relay.mosaic.models import Run, RunSummary
+from relay.mosaic.pacing import Pacer
 from relay.mosaic.settings import MosaicSettings
 from relay.store.base import Store
 
@@ -54,8 +54,6 @@ BATCH = 100
 """Runs checked against the store at once (one API page)."""
 SETTLE = 60.0
 """A run that changed this recently waits for the next pass: its webhook may be on its way."""
-OFF_RECHECK = 60.0
-"""How often a relay with reconciliation off looks at its (reloaded) config again."""
 
 
 def api_error_label(exc: MosaicError) -> str:
@@ -135,20 +133,23 @@ class Reconciler:
         """run_id -> the ``updated_at`` of a terminal run handled by an earlier pass."""
         self._auth_failed_for: object = None
         self.last: PassReport | None = None
+        self.pacer = Pacer()
         """The last pass that ran (not one skipped for the lease)."""
 
-    async def run_forever(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """A pass now, then one per interval; never raises (a pass logs its own errors)."""
+    def _interval(self) -> float | None:
+        settings = self._settings()
+        if settings.api_key is None or settings.reconcile == "off":
+            return None
+        return settings.reconcile.interval
+
+    async def run_forever(self) -> None:
+        """A pass now, then one per interval (``pacer.wake()`` after a reload); never raises."""
         while True:
-            settings = self._settings()
-            if settings.api_enabled and settings.reconcile != "off":
-                try:
-                    await self.run_once()
-                except Exception:  # the store refused the lease: the next pass tries again
-                    log.exception("reconciliation failed")
-                await sleep(settings.reconcile.interval)
-            else:
-                await sleep(OFF_RECHECK)
+            await self.pacer.turn(self._interval)
+            try:
+                await self.run_once()
+            except Exception:  # e.g. the store refused the lease: the next pass tries again
+                log.exception("reconciliation failed")
 
     async def run_once(self, *, dry_run: bool = False, lease: bool = True) -> PassReport:
         """One pass; ``dry_run`` ingests nothing (it only reports); ``lease=False`` runs even

@@ -11,17 +11,17 @@ again only ``stale_after`` later (once per period, across restarts), and never a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from relay.ingest import Ingest
 from relay.metrics import Metrics
 from relay.mosaic.client import MosaicClient, MosaicError
 from relay.mosaic.models import Run
+from relay.mosaic.pacing import Pacer
 from relay.mosaic.reconcile import ClientFactory, api_error_label, finished_payload
 from relay.mosaic.settings import MosaicSettings
 from relay.store.base import QuietRun, Store
@@ -33,7 +33,6 @@ log = logging.getLogger("relay.stale")
 LEASE = "stale"
 BATCH = 1000
 """Quiet runs handled per check at most (the rest wait for the next one)."""
-OFF_RECHECK = 60.0
 
 
 def check_interval(stale_after: float) -> float:
@@ -83,18 +82,20 @@ class StaleWatch:
         self._metrics = metrics
         self.clock = clock
         self._api_failed = False
+        self.pacer = Pacer()
 
-    async def run_forever(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def _interval(self) -> float | None:
+        stale_after = self._settings().stale_after
+        return None if stale_after == "off" else check_interval(stale_after)
+
+    async def run_forever(self) -> None:
+        """A check now, then one per ``check_interval`` (``pacer.wake()`` after a reload)."""
         while True:
-            stale_after = self._settings().stale_after
-            if stale_after == "off":
-                await sleep(OFF_RECHECK)
-                continue
+            await self.pacer.turn(self._interval)
             try:
                 await self.check_once()
             except Exception:
                 log.exception("the stale-run watch failed; it tries again")
-            await sleep(check_interval(stale_after))
 
     async def check_once(self) -> list[str]:
         """Handle the runs quiet for ``stale_after``; returns the run ids reported stale."""
