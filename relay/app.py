@@ -21,6 +21,7 @@ from relay.httplog import HTTP_LOG, ParserErrorLog
 from relay.live import LiveRuntime
 from relay.metrics import CONTENT_TYPE, Metrics
 from relay.mosaic.client import MosaicClient
+from relay.mosaic.names import AgentNames, NameResolver
 from relay.mosaic.reconcile import Reconciler
 from relay.mosaic.settings import MosaicSettings
 from relay.mosaic.stale import StaleWatch
@@ -64,6 +65,8 @@ class Relay:
     stopping: asyncio.Task[None] | None = None
     reconciler: Reconciler = field(init=False)
     stale_watch: StaleWatch = field(init=False)
+    names: NameResolver = field(init=False)
+    """Agents' names in Mosaic, resolved in the background (idle while ``agent_names`` is off)."""
     mosaic_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     """Reconciliation and the stale-run watch (each idles while its settings say off)."""
 
@@ -195,7 +198,12 @@ def _assemble(
     check_channels: bool,
 ) -> Relay:
     """The parts, each given only what it uses, and who hears of a reload."""
-    live = LiveRuntime(Runtime.build(loaded))
+    api_names = AgentNames()
+
+    def build(loaded: LoadedConfig) -> Runtime:
+        return Runtime.build(loaded, api_names)
+
+    live = LiveRuntime(build(loaded))
     metrics = Metrics()
     dispatcher = Dispatcher(store, lambda: live.current, metrics=metrics)
     receiver = Receiver(
@@ -212,12 +220,15 @@ def _assemble(
         auth_failures=FailedAuthLimiter(),
         watch=watch,
     )
-    relay.reloader = Reloader(live, loaded.path, start=relay.start_channels, on_loaded=log_warnings)
+    relay.reloader = Reloader(
+        live, loaded.path, start=relay.start_channels, on_loaded=log_warnings, build=build
+    )
     mosaic = (store, receiver.ingest, relay.mosaic_settings, relay.mosaic_client)
     relay.reconciler = Reconciler(*mosaic, metrics=metrics)
     relay.stale_watch = StaleWatch(*mosaic, metrics=metrics)
     live.on_swap(lambda _: relay.reconciler.pacer.wake())
     live.on_swap(lambda _: relay.stale_watch.pacer.wake())
+    relay.names = NameResolver(store, api_names, relay.mosaic_settings, relay.mosaic_client)
     live.on_swap(lambda _: dispatcher.notify())
     live.on_swap(lambda runtime: metrics.config_loaded_now(runtime.loaded.sha256))
     live.on_reload(lambda result: metrics.config_reloaded(bool(result["ok"])))
@@ -247,6 +258,7 @@ async def _on_startup(app: web.Application) -> None:
     relay.mosaic_tasks = [
         asyncio.create_task(relay.reconciler.run_forever(), name="relay-reconcile"),
         asyncio.create_task(relay.stale_watch.run_forever(), name="relay-stale-watch"),
+        asyncio.create_task(relay.names.run_forever(), name="relay-agent-names"),
     ]
     relay.metrics.config_loaded_now(runtime.loaded.sha256)
     if relay.watch:

@@ -101,16 +101,19 @@ class Reloader:
         *,
         start: Callable[[Runtime], Awaitable[None]],
         on_loaded: Callable[[LoadedConfig], None] = lambda _: None,
+        build: Callable[[LoadedConfig], Runtime] = Runtime.build,
     ) -> None:
         """Reload ``path`` into ``live``. ``start`` starts a new runtime's channels before it is
         swapped in; ``on_loaded`` sees each valid config before it is built (to log warnings).
-        Whoever needs to know listens on ``live`` (swaps, and every reload's result)."""
+        Whoever needs to know listens on ``live`` (swaps, and every reload's result). ``build``
+        makes the runtime of a loaded config."""
         self._live = live
         self._path = path
         # What the process bound and opened at start: restart-only changes are relative to it.
         self._serving = live.current.loaded
         self._start = start
         self._on_loaded = on_loaded
+        self._build = build
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
@@ -122,7 +125,7 @@ class Reloader:
             try:
                 loaded = await asyncio.to_thread(load_config, self._path)
                 self._on_loaded(loaded)
-                runtime = Runtime.build(loaded)
+                runtime = self._build(loaded)
             except ConfigError as exc:
                 errors = [issue.format(exc.source) for issue in exc.issues]
                 places = [public_place(issue, exc.source) for issue in exc.issues]

@@ -37,6 +37,8 @@ class Runtime:
     channels: dict[str, Channel]
     secrets: tuple[bytes, ...]
     rate_limits: dict[str, RateLimit | None] = field(default_factory=dict)
+    api_names: Mapping[str, str] | None = None
+    """Agents' names in Mosaic (None: not used); ``agents:`` wins."""
 
     @property
     def server(self) -> ServerSettings:
@@ -68,6 +70,7 @@ class Runtime:
             channels=channels,
             secrets=tuple(s.get_secret_value().encode("utf-8") for s in config.auth.secrets),
             rate_limits={name: effective_rate_limit(ch) for name, ch in channels.items()},
+            api_names=api_names,
         )
 
     def render(

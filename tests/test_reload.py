@@ -436,7 +436,7 @@ async def test_a_reload_that_cannot_build_the_channels_keeps_the_old_config(
     relay = client.app[RELAY]
     running = relay.live.current
 
-    def broken_build(loaded: Any) -> Any:
+    def broken_build(*args: Any) -> Any:
         raise RuntimeError("boom")
 
     monkeypatch.setattr("relay.reload.Runtime.build", broken_build)

@@ -31,6 +31,7 @@ from relay.ui.auth import (
     token_matches,
 )
 from relay.ui.present import (
+    agent_names,
     config_json,
     counts_json,
     dead_letter_json,
@@ -42,7 +43,7 @@ from relay.ui.state import UI
 __all__ = ["PAGE_SIZE", "STATIC_FILES", "add_page_routes"]
 
 PAGE_SIZE = 50
-FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "TEST")
+FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "RUN_STALE", "TEST")
 STATUSES = ("running", "completed", "partial_complete", "failed", "cancelled")
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 SECURITY_HEADERS = {
@@ -225,7 +226,7 @@ async def events_page(request: web.Request) -> web.Response:
         newest="?" + urlencode(query) if "before" in request.query else None,
         flags=FLAGS,
         statuses=STATUSES,
-        agents=sorted(set(runtime.loaded.config.agents.values())),
+        agents=agent_names(runtime),
     )
 
 
