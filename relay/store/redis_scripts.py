@@ -174,7 +174,9 @@ local run = P .. 'run:' .. run_id
 redis.call('HSETNX', run, 'started_at', at)
 if flag == 'RUN_STARTED' then redis.call('HSETNX', run, 'start_seen_at', at) end
 redis.call('HINCRBY', run, 'events', 1)
-if flag == 'RUN_FINISHED' or status == 'completed' or status == 'partial_complete'
+if flag == 'TEST' then
+  -- a test of the endpoint: no run to watch
+elseif flag == 'RUN_FINISHED' or status == 'completed' or status == 'partial_complete'
     or status == 'failed' or status == 'cancelled' then
   redis.call('HSET', run, 'ended', 1)
   redis.call('ZREM', P .. 'active', run_id)

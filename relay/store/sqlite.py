@@ -134,10 +134,11 @@ _ENDED = (
     "flag = 'RUN_FINISHED' OR status IN ('completed', 'partial_complete', 'failed', 'cancelled')"
 )
 QUIET_RUNS_SQL = f"""SELECT e.run_id, e.agent_id, e.received_at, e.body
-    FROM (SELECT run_id, max(seq) AS last, max({_ENDED}) AS ended FROM events GROUP BY run_id) r
+    FROM (SELECT run_id, max(seq) AS last, max({_ENDED}) AS ended FROM events
+        WHERE flag != 'TEST' GROUP BY run_id) r
     JOIN events e ON e.seq = r.last
     WHERE r.ended = 0 AND e.received_at < ? ORDER BY e.received_at LIMIT ?"""
-"""Runs with no end stored, by their last event (quietest first)."""
+"""Runs with no end stored, by their last event (quietest first); TEST events are no run's."""
 KEYS_PER_QUERY = 500
 
 

@@ -563,3 +563,9 @@ async def test_agent_names_are_cached_replaced_and_kept_across_a_reopen(
     finally:
         await reopened.close()
     await store.open()
+
+
+async def test_a_test_event_never_makes_a_quiet_run(store: Store) -> None:
+    await store.accept(new_event("t1", run_id="test-run", at=T0, flag="TEST", dedup_key=None), [])
+
+    assert await store.quiet_runs(before=T0 + 50) == []
