@@ -11,6 +11,7 @@ from relay.channels.base import Message
 from relay.events import Event
 from relay.render import Renderer
 from relay.render.context import RECOVERED_NOTE, build_context, status_style
+from tests.fakes.slack import check_blocks
 from tests.render.helpers import AGENTS, CUTTER, KINDS, LIMITS, SHORTS, render, sample
 
 RUN_URL = "https://edit.mosaic.so/agents/{agent_id}/runs/{run_id}"
@@ -206,3 +207,13 @@ def test_names_learned_after_construction_show_without_a_new_renderer() -> None:
     assert "agent 0b7e2a10" in render(r, "plain", sample("run_finished_failed")).text
     api_names[CUTTER] = "Clip cutter from Mosaic"
     assert "Clip cutter from Mosaic" in render(r, "plain", sample("run_finished_failed")).text
+
+
+@pytest.mark.parametrize(
+    "payload", [stale(), reconciled(), sample("run_finished_completed_youtube")]
+)
+def test_slack_blocks_with_a_run_link_and_notes_are_valid_block_kit(
+    payload: dict[str, Any],
+) -> None:
+    message = render(linked(), "slack", payload, limits=LIMITS["slack"])
+    assert check_blocks(message.blocks or []) is None
