@@ -26,6 +26,8 @@ from relay.channels.base import VerifyError
 from relay.config import LoadedConfig
 from relay.dryrun import parse_event
 from relay.metrics import Metrics
+from relay.mosaic import MosaicAuthError, MosaicClient, MosaicError, RetryPolicy
+from relay.mosaic.settings import MosaicSettings
 from relay.render import RenderError
 from relay.runtime import Runtime
 
@@ -38,6 +40,7 @@ __all__ = [
     "SendOutcome",
     "check_channel",
     "check_channels",
+    "check_mosaic",
     "check_online",
     "render_test",
     "report",
@@ -103,14 +106,44 @@ async def check_channels(
 
 
 async def check_online(loaded: LoadedConfig, *, within: float = CHECK_TIMEOUT) -> list[CheckResult]:
-    """The channels of ``loaded`` started on a session of their own, checked, closed."""
+    """The channels of ``loaded`` started on a session of their own, checked, closed; and the
+    Mosaic API key when ``mosaic.api_key`` is set."""
     runtime = Runtime.build(loaded)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session:
         await runtime.start(session)
         try:
-            return await check_channels(runtime.channels, within=within)
+            results = await check_channels(runtime.channels, within=within)
         finally:
             await runtime.close()
+        if loaded.config.mosaic.api_enabled:
+            results.append(await check_mosaic(loaded.config.mosaic, session, within=within))
+    return results
+
+
+async def check_mosaic(
+    settings: MosaicSettings, session: aiohttp.ClientSession, *, within: float
+) -> CheckResult:
+    """``GET /whoami`` with the configured key: refused, unreachable or the organisation."""
+    assert settings.api_key is not None
+    client = MosaicClient(
+        settings.api_key,
+        base_url=settings.api_url,
+        session=session,
+        timeout=within,
+        retry=RetryPolicy(attempts=2, budget=within),
+    )
+    ok, detail = False, ""
+    try:
+        async with asyncio.timeout(within):
+            who = await client.whoami()
+        ok, detail = True, f"key accepted for {who.organization_name or who.organization_id}"
+    except MosaicAuthError as exc:
+        detail = f"key refused: {exc.reason}"
+    except MosaicError as exc:
+        detail = exc.reason
+    except TimeoutError:
+        detail = f"no answer within {within:g}s"
+    return CheckResult("mosaic", "api", ok, detail, time.time())
 
 
 def report(results: list[CheckResult]) -> str:

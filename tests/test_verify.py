@@ -296,3 +296,24 @@ async def test_one_check_cannot_stall_or_break_the_others() -> None:
         ("d", True, "fine"),
     ]
     assert [r.line() for r in results][2:] == ["c (?): FAILED: token refused", "d (?): ok (fine)"]
+
+
+@pytest.mark.parametrize(("key", "ok"), [("mk_test_key_0123456789", True), ("mk_revoked", False)])
+async def test_check_online_verifies_the_mosaic_key(
+    fake_mosaic: Any,
+    write_config: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    ok: bool,
+) -> None:
+    config = (
+        f'auth: {{secrets: ["{SECRET}"]}}\nchannels: {{out: {{type: console}}}}\n'
+        f"routes: [{{to: [out]}}]\nmosaic: {{api_key: {key}, api_url: '{fake_mosaic.url}'}}\n"
+    )
+    code = await asyncio.to_thread(main, ["check", "--online", "-c", str(write_config(config))])
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "mosaic (api)" in line)
+    assert code == (0 if ok else 1)
+    assert ("ok (key accepted for Fake Studio)" in line) if ok else ("FAILED: key refused" in line)
+    assert key not in out
+    assert [call.method for call in fake_mosaic.calls] == ["GET /whoami"]
