@@ -42,10 +42,14 @@ __all__ = [
     "Event",
     "Input",
     "NodeCounts",
+    "OpenModel",
+    "OptStr",
     "Output",
     "Trigger",
     "UpdatedNode",
     "describe_error",
+    "lenient",
+    "lenient_list",
 ]
 
 KNOWN_FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "RUN_STALE", "TEST")
@@ -67,14 +71,16 @@ _OUT_OF_RANGE = frozenset(
 )
 
 
-def _lenient(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+def lenient(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A field with an unexpected shape reads as None instead of refusing the whole model."""
     try:
         return handler(value)
     except ValidationError:
         return None
 
 
-def _lenient_list(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+def lenient_list(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """The first ``MAX_ITEMS`` items that validate (others are skipped); not a list reads as []."""
     if not isinstance(value, list):
         return []
     items = []
@@ -111,7 +117,9 @@ def _left_out(data: dict[str, Any]) -> dict[str, int]:
     return {key: count for key, count in counts.items() if count}
 
 
-class _Open(BaseModel):
+class OpenModel(BaseModel):
+    """Frozen, and extra fields are kept (Mosaic may add fields at any time)."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
@@ -130,12 +138,12 @@ def _counts(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return handler(value) if isinstance(value, dict) else None
 
 
-OptStr = Annotated[str | None, WrapValidator(_lenient)]
-OptInt = Annotated[int | None, WrapValidator(_lenient)]
+OptStr = Annotated[str | None, WrapValidator(lenient)]
+OptInt = Annotated[int | None, WrapValidator(lenient)]
 Count = Annotated[int, Field(ge=0, le=MAX_NODE_COUNT), WrapValidator(_count)]
 
 
-class NodeCounts(_Open):
+class NodeCounts(OpenModel):
     completed: Count = 0
     in_progress: Count = 0
     failed: Count = 0
@@ -145,7 +153,7 @@ class NodeCounts(_Open):
         return self.completed + self.in_progress + self.failed
 
 
-class Output(_Open):
+class Output(OpenModel):
     id: OptStr = None
     video_url: OptStr = None
     thumbnail_url: OptStr = None
@@ -153,19 +161,19 @@ class Output(_Open):
     original_node_id: OptStr = None
 
 
-class Input(_Open):
+class Input(OpenModel):
     video_url: OptStr = None
     thumbnail_url: OptStr = None
 
 
-class UpdatedNode(_Open):
+class UpdatedNode(OpenModel):
     original_node_id: OptStr = None
     status: OptStr = None
     status_message: OptStr = None
-    outputs: Annotated[list[Output], WrapValidator(_lenient_list)] = []
+    outputs: Annotated[list[Output], WrapValidator(lenient_list)] = []
 
 
-class Trigger(_Open):
+class Trigger(OpenModel):
     type: OptStr = None
     channel_id: OptStr = None
     video_id: OptStr = None
@@ -175,7 +183,7 @@ class Trigger(_Open):
     trigger_id: OptStr = None
 
 
-class Event(_Open):
+class Event(OpenModel):
     """One webhook. Required: ``flag``, ``agent_id``, ``run_id``, ``status`` (strings)."""
 
     flag: StrictStr
@@ -183,13 +191,13 @@ class Event(_Open):
     run_id: StrictStr
     status: StrictStr
     node_status_counts: Annotated[NodeCounts | None, WrapValidator(_counts)] = None
-    triggered_by: Annotated[Trigger | None, WrapValidator(_lenient)] = None
+    triggered_by: Annotated[Trigger | None, WrapValidator(lenient)] = None
     status_message: OptStr = None
-    inputs: Annotated[list[Input], WrapValidator(_lenient_list)] = []
-    outputs: Annotated[list[Output], WrapValidator(_lenient_list)] = []
-    updated_nodes: Annotated[list[UpdatedNode], WrapValidator(_lenient_list)] = []
-    needs_credits: Annotated[bool | None, WrapValidator(_lenient)] = None
-    errors: Annotated[list[Any], WrapValidator(_lenient_list)] = []
+    inputs: Annotated[list[Input], WrapValidator(lenient_list)] = []
+    outputs: Annotated[list[Output], WrapValidator(lenient_list)] = []
+    updated_nodes: Annotated[list[UpdatedNode], WrapValidator(lenient_list)] = []
+    needs_credits: Annotated[bool | None, WrapValidator(lenient)] = None
+    errors: Annotated[list[Any], WrapValidator(lenient_list)] = []
     _left_out: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")

@@ -14,55 +14,38 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     StrictStr,
-    ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
 )
 
-from relay.events import MAX_ITEMS, TERMINAL_STATUSES, Input, NodeCounts, Output, Trigger
+from relay.events import (
+    TERMINAL_STATUSES,
+    Input,
+    NodeCounts,
+    OpenModel,
+    OptStr,
+    Output,
+    Trigger,
+    lenient,
+    lenient_list,
+)
 
 __all__ = ["Agent", "Run", "RunPage", "RunSummary", "WhoAmI"]
 
 
-def _lenient(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    try:
-        return handler(value)
-    except ValidationError:
-        return None
-
-
 def _lenient_time(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    parsed = _lenient(value, handler)
+    parsed = lenient(value, handler)
     if isinstance(parsed, datetime) and parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed
 
 
-def _lenient_list(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    if not isinstance(value, list):
-        return []
-    items = []
-    for item in value[:MAX_ITEMS]:
-        try:
-            items.append(handler([item])[0])
-        except ValidationError:
-            continue
-    return items
-
-
-OptStr = Annotated[str | None, WrapValidator(_lenient)]
-OptBool = Annotated[bool | None, WrapValidator(_lenient)]
+OptBool = Annotated[bool | None, WrapValidator(lenient)]
 OptTime = Annotated[datetime | None, WrapValidator(_lenient_time)]
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class WhoAmI(_Open):
+class WhoAmI(OpenModel):
     """``GET /whoami``; older API versions answer ``user_id``/``email`` instead (kept as extras)."""
 
     organization_id: OptStr = None
@@ -72,7 +55,7 @@ class WhoAmI(_Open):
     last_used_at: OptTime = None
 
 
-class Agent(_Open):
+class Agent(OpenModel):
     """``agent`` of ``GET /agent/{id}``; ``name`` is what operators see in Mosaic's editor."""
 
     id: StrictStr
@@ -83,7 +66,7 @@ class Agent(_Open):
     updated_at: OptTime = None
 
 
-class RunSummary(_Open):
+class RunSummary(OpenModel):
     """One item of ``GET /agent_runs`` (no ``needs_credits``: ask ``GET /agent_run/{id}``)."""
 
     run_id: StrictStr
@@ -92,10 +75,10 @@ class RunSummary(_Open):
     status_message: OptStr = None
     started_at: OptTime = None
     updated_at: OptTime = None
-    node_status_counts: Annotated[NodeCounts | None, WrapValidator(_lenient)] = None
-    inputs: Annotated[list[Input], WrapValidator(_lenient_list)] = []
-    outputs: Annotated[list[Output], WrapValidator(_lenient_list)] = []
-    triggered_by: Annotated[Trigger | None, WrapValidator(_lenient)] = None
+    node_status_counts: Annotated[NodeCounts | None, WrapValidator(lenient)] = None
+    inputs: Annotated[list[Input], WrapValidator(lenient_list)] = []
+    outputs: Annotated[list[Output], WrapValidator(lenient_list)] = []
+    triggered_by: Annotated[Trigger | None, WrapValidator(lenient)] = None
 
     @property
     def is_terminal(self) -> bool:
@@ -111,7 +94,7 @@ class Run(RunSummary):
     asked for) and, as documented, no ``updated_at`` or ``triggered_by`` (None unless sent)."""
 
     needs_credits: OptBool = None
-    errors: Annotated[list[Any], WrapValidator(_lenient_list)] = []
+    errors: Annotated[list[Any], WrapValidator(lenient_list)] = []
 
 
 @dataclass(frozen=True)
