@@ -21,6 +21,7 @@ from relay.mosaic.settings import MosaicSettings
 from relay.receiver import SIGNATURE_HEADER
 from tests.conftest import BASE_CONFIG, SECRET, read_jsonl, wait_until
 from tests.fakes.mosaic import DEFAULT_KEY, FakeMosaic
+from tests.fakes.slack import FakeSlack
 
 Client = TestClient[Any, web.Application]
 PATH = "/webhooks/mosaic"
@@ -228,3 +229,41 @@ async def test_reconciliation_turned_on_by_a_reload_runs_at_once(
 
     await wait_until(lambda: len(alerts(tmp_path)) == 1)
     assert alerts(tmp_path)[0]["run_id"] == RUN
+
+
+async def test_a_card_left_running_is_finished_by_the_reconciled_end(
+    start_relay: Callable[..., Awaitable[Client]],
+    fake_mosaic: FakeMosaic,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+) -> None:
+    card_route = f"""
+  team-slack:
+    type: slack
+    token: xoxb-test-token
+    channel: "#video-alerts"
+    api_url: {fake_slack.api_url}
+    rate_limit: off
+routes:
+  - name: cards
+    to: [team-slack]
+    mode: card
+"""
+    config = mosaic_config(fake_mosaic).replace("\nroutes:\n", card_route, 1)
+    config = config.replace("  - name: all\n    to: [archive]\n", "", 1)
+    client = await start_relay(config)
+    started = {**finished_webhook(), "flag": "RUN_STARTED", "status": "running"}
+    started["node_status_counts"] = {"completed": 0, "in_progress": 8, "failed": 0}
+    assert (await post(client, started))[0] == 202
+    await wait_until(lambda: len(fake_slack.messages("#video-alerts")) == 1)
+    assert fake_slack.messages("#video-alerts")[0].text.startswith("🚀")
+
+    add_failed_run(fake_mosaic)  # its RUN_FINISHED webhook never arrived
+    relay = client.app[RELAY]
+    await relay.reconciler.run_once()
+
+    def finished_card() -> bool:
+        (card,) = fake_slack.messages("#video-alerts")
+        return card.text.startswith("❌")
+
+    await wait_until(finished_card)  # the same message, edited: not a second post
