@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 from relay.channels.base import Limits, Message
 from relay.events import Event
 from relay.render import Renderer, TemplateSettings
+from relay.render.context import build_context
 
 SAMPLES = Path(__file__).resolve().parents[2] / "relay" / "samples"
 SHORTS = "123e4567-e89b-12d3-a456-789012345678"
@@ -68,13 +70,27 @@ def render(
     )
 
 
-def slack_texts(message: Message) -> list[str]:
-    """Every text string in the blocks, plus the fallback text."""
-    found: list[str] = [message.text]
+def context_of(event: Event, **overrides: Any) -> dict[str, Any]:
+    """The template context of one delivery of ``event``, with plain defaults for the rest."""
+    options: dict[str, Any] = {
+        "agents": AGENTS,
+        "event_id": "e",
+        "route": "r",
+        "channel": "c",
+        "run_started_at": None,
+        "now": 0.0,
+        **overrides,
+    }
+    return build_context(event, **options)
+
+
+def _texts(message: SlackLike, keep: Callable[[dict[str, Any]], bool]) -> list[str]:
+    """The ``text`` of every block-tree object ``keep`` accepts."""
+    found: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
+            if keep(node) and isinstance(node.get("text"), str):
                 found.append(node["text"])
             for value in node.values():
                 walk(value)
@@ -94,41 +110,20 @@ class SlackLike(Protocol):
     def blocks(self) -> list[dict[str, Any]] | None: ...
 
 
+def slack_texts(message: Message) -> list[str]:
+    """Every text string in the blocks, plus the fallback text."""
+    return [message.text, *_texts(message, lambda _: True)]
+
+
 def mrkdwn_texts(message: SlackLike) -> list[str]:
     """The fallback text and every mrkdwn text object (what Slack parses): of a rendered
     ``Message`` or of a message a fake Slack received."""
-    found: list[str] = [message.text]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.blocks or [])
-    return found
+    return [message.text, *_texts(message, lambda node: node.get("type") == "mrkdwn")]
 
 
 def plain_texts(message: SlackLike) -> list[str]:
     """Every ``plain_text`` object's text: Slack clients still link bare URLs in it."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "plain_text" and isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.blocks or [])
-    return found
+    return _texts(message, lambda node: node.get("type") == "plain_text")
 
 
 SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")

@@ -14,8 +14,7 @@ import pytest
 from relay.events import MAX_ITEMS, Event, NodeCounts
 from relay.render import Renderer
 from relay.render import context as context_module
-from relay.render.context import build_context
-from tests.render.helpers import AGENTS, KINDS, LIMITS, everything, renderer, sample
+from tests.render.helpers import KINDS, LIMITS, context_of, everything, renderer, sample
 
 INSANE_COUNTS = [
     {"completed": -100_000_000, "in_progress": 0, "failed": 100_000_001},
@@ -55,15 +54,7 @@ def render_all(r: Renderer, event: Event, template: str | None = None) -> dict[s
 
 @pytest.mark.parametrize("counts", INSANE_COUNTS)
 def test_insane_counts_give_a_small_progress(counts: dict[str, Any]) -> None:
-    ctx = build_context(
-        unchecked(counts),
-        agents=AGENTS,
-        event_id="e",
-        route="r",
-        channel="c",
-        run_started_at=None,
-        now=0.0,
-    )
+    ctx = context_of(unchecked(counts))
     progress = ctx["progress"]
     assert 0 <= progress["percent"] <= 100
     assert 0 < len(progress["bar"]) <= 12
@@ -112,15 +103,7 @@ def long_failed_event(count: int) -> dict[str, Any]:
 
 
 def test_the_context_holds_the_first_items_and_counts_the_rest() -> None:
-    ctx = build_context(
-        Event.model_validate(long_failed_event(20_000)),
-        agents=AGENTS,
-        event_id="e",
-        route="r",
-        channel="c",
-        run_started_at=None,
-        now=0.0,
-    )
+    ctx = context_of(Event.model_validate(long_failed_event(20_000)))
     for name in ("outputs", "errors", "updated_nodes"):
         assert len(ctx[name]) == MAX_ITEMS
         assert len(ctx["event"][name]) == MAX_ITEMS
@@ -133,15 +116,7 @@ def test_node_outputs_more_counts_every_nodes_outputs() -> None:
     payload = sample("run_progress")
     node = payload["updated_nodes"][0]
     payload["updated_nodes"] = [{**node, "original_node_id": f"n{i}"} for i in range(30)]
-    ctx = build_context(
-        Event.model_validate(payload),
-        agents=AGENTS,
-        event_id="e",
-        route="r",
-        channel="c",
-        run_started_at=None,
-        now=0.0,
-    )
+    ctx = context_of(Event.model_validate(payload))
     assert (len(ctx["node_outputs"]), ctx["node_outputs_more"]) == (MAX_ITEMS, 10)
 
 

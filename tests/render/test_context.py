@@ -5,21 +5,13 @@ from typing import Any
 import pytest
 
 from relay.events import Event
-from relay.render.context import build_context, status_style
-from tests.render.helpers import AGENTS, sample
+from relay.render.context import status_style
+from tests.render.helpers import context_of, sample
 
 
 def context(payload: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "agents": AGENTS,
-        "event_id": "evt-1",
-        "route": "r",
-        "channel": "c",
-        "run_started_at": 1_000.0,
-        "now": 1_065.0,
-    }
-    options.update(overrides)
-    return build_context(Event.model_validate(payload), **options)
+    options = {"event_id": "evt-1", "run_started_at": 1_000.0, "now": 1_065.0, **overrides}
+    return context_of(Event.model_validate(payload), **options)
 
 
 @pytest.mark.parametrize(

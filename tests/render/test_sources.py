@@ -10,9 +10,9 @@ import pytest
 from relay.channels.base import Message
 from relay.events import Event
 from relay.render import Renderer
-from relay.render.context import RECOVERED_NOTE, build_context, status_style
+from relay.render.context import RECOVERED_NOTE, status_style
 from tests.fakes.slack import check_blocks
-from tests.render.helpers import AGENTS, CUTTER, KINDS, LIMITS, SHORTS, render, sample
+from tests.render.helpers import AGENTS, CUTTER, KINDS, LIMITS, SHORTS, context_of, render, sample
 
 RUN_URL = "https://edit.mosaic.so/agents/{agent_id}/runs/{run_id}"
 STALE_NOTE = "No news from this run for 2h 00m — still running at 4/7 nodes"
@@ -87,16 +87,7 @@ def test_without_run_url_nothing_links_the_run(kind: str) -> None:
 
 
 def test_a_test_event_has_no_run_link() -> None:
-    ctx = build_context(
-        Event.model_validate(sample("test")),
-        agents=AGENTS,
-        run_url=RUN_URL,
-        event_id="e",
-        route="r",
-        channel="c",
-        run_started_at=None,
-        now=0.0,
-    )
+    ctx = context_of(Event.model_validate(sample("test")), run_url=RUN_URL)
     assert ctx["run_url"] is None
 
 
@@ -129,15 +120,7 @@ def test_run_stale_says_how_long_the_run_has_been_quiet(kind: str) -> None:
 
 
 def test_run_stale_context() -> None:
-    ctx = build_context(
-        Event.model_validate(stale()),
-        agents=AGENTS,
-        event_id="e",
-        route="r",
-        channel="c",
-        run_started_at=None,
-        now=0.0,
-    )
+    ctx = context_of(Event.model_validate(stale()))
     assert (ctx["source"], ctx["silent_for"], ctx["stale_note"]) == ("watch", 7200.0, STALE_NOTE)
     assert ctx["source_note"] is None
     assert ctx["title"] == "⏰ No news: Shorts cutter run 7f8d9c2b"
@@ -160,28 +143,12 @@ def test_a_stale_note_without_a_duration_or_counts(
     relay_key: dict[str, Any], counts: Any, expected: str
 ) -> None:
     payload = {**stale(), "_relay": relay_key, "node_status_counts": counts}
-    ctx = build_context(
-        Event.model_validate(payload),
-        agents=AGENTS,
-        event_id="e",
-        route="r",
-        channel="c",
-        run_started_at=None,
-        now=0.0,
-    )
+    ctx = context_of(Event.model_validate(payload))
     assert ctx["stale_note"] == expected
 
 
 def test_a_webhook_event_is_a_webhook_with_no_silence() -> None:
-    ctx = build_context(
-        Event.model_validate({**sample("run_progress"), "_relay": {"silent_for": 5}}),
-        agents=AGENTS,
-        event_id="e",
-        route="r",
-        channel="c",
-        run_started_at=None,
-        now=0.0,
-    )
+    ctx = context_of(Event.model_validate({**sample("run_progress"), "_relay": {"silent_for": 5}}))
     assert (ctx["source"], ctx["silent_for"], ctx["stale_note"], ctx["source_note"]) == (
         "webhook",
         None,
