@@ -242,6 +242,21 @@ class Store(Protocol):
         """Cache (or replace) the name of ``agent_id``."""
         ...
 
+    # --- dashboard logins, shared by every process on the store ---
+
+    async def put_session(self, key: str, data: str, *, expires_at: float) -> None:
+        """Keep (or replace) the session ``key`` (the SHA-256 hex of its id, never the id) with
+        ``data`` (small JSON text owned by ``relay.ui.auth``) until ``expires_at``."""
+        ...
+
+    async def get_session(self, key: str, *, now: float) -> str | None:
+        """The data of session ``key``; None when absent or expired at ``now``."""
+        ...
+
+    async def delete_session(self, key: str) -> None:
+        """Forget session ``key`` (logout); nothing when absent."""
+        ...
+
 
 # --- inspection (the web UI); a separate protocol: not every backend has it ---------------------
 

@@ -59,6 +59,8 @@ CLOSE_TIMEOUT = 2.0
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 AGENT_NAMES = "agent_names"
 """Hash: agent id -> JSON ``[name, fetched_at]`` (Mosaic's names; never pruned: a few per agent)."""
+SESSION = "session:"
+"""String per dashboard login: JSON ``[data, expires_at]``, gone at ``expires_at`` (``PXAT``)."""
 
 
 class RedisStore:
@@ -313,6 +315,36 @@ class RedisStore:
         value = json.dumps([name.name, name.fetched_at])
         try:
             await client.hset(self.prefix + AGENT_NAMES, agent_id, value)
+        except RedisError as exc:
+            raise self._error("redis store write failed", exc) from None
+
+    async def put_session(self, key: str, data: str, *, expires_at: float) -> None:
+        """Redis drops the key at ``expires_at`` by its own clock; ``get_session`` also checks
+        the caller's ``now``, so a session never outlives ``expires_at`` on either clock."""
+        client = self._require()
+        value = json.dumps([data, expires_at])
+        try:
+            await client.set(
+                self.prefix + SESSION + key, value, pxat=max(1, int(expires_at * 1000))
+            )
+        except RedisError as exc:
+            raise self._error("redis store write failed", exc) from None
+
+    async def get_session(self, key: str, *, now: float) -> str | None:
+        client = self._require()
+        try:
+            raw = await client.get(self.prefix + SESSION + key)
+        except RedisError as exc:
+            raise self._error("redis store read failed", exc) from None
+        if raw is None:
+            return None
+        data, expires_at = json.loads(raw)
+        return str(data) if float(expires_at) > now else None
+
+    async def delete_session(self, key: str) -> None:
+        client = self._require()
+        try:
+            await client.delete(self.prefix + SESSION + key)
         except RedisError as exc:
             raise self._error("redis store write failed", exc) from None
 

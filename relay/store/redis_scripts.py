@@ -31,6 +31,8 @@ keys of a namespace in one slot. Keys under the prefix:
 ``channels``              set of channels with jobs
 ``rate:<key>``            hash: tokens, ts (a token bucket shared by all replicas)
 ``agent_names``           hash: agent id -> JSON ``[name, fetched_at]`` (Mosaic's names, cached)
+``session:<sha256 hex>``  string: a dashboard login, JSON ``[data, expires_at]``, expiring then
+                          (``SET ... PXAT``); written by ``RedisStore`` directly, not by a script
 ``meta``                  hash: schema
 """
 

@@ -106,6 +106,11 @@ CREATE TABLE IF NOT EXISTS cards (
     state TEXT NOT NULL,
     PRIMARY KEY (run_id, channel)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_names (
     agent_id TEXT PRIMARY KEY,
     name TEXT,
@@ -140,6 +145,8 @@ QUIET_RUNS_SQL = f"""SELECT e.run_id, e.agent_id, e.received_at, e.body
     WHERE r.ended = 0 AND e.received_at < ? ORDER BY e.received_at LIMIT ?"""
 """Runs with no end stored, by their last event (quietest first); TEST events are no run's."""
 KEYS_PER_QUERY = 500
+_PRUNE_SESSIONS_SQL = "DELETE FROM sessions WHERE expires_at < ?"
+"""Logins that ended more than a retention ago (an expired one is refused long before)."""
 
 
 class SQLiteStore:
@@ -260,6 +267,7 @@ class SQLiteStore:
                 break
             cursor = last
         await self._write(lambda c: _prune_runs(c, older_than))
+        await self._write(lambda c: _execute(c, _PRUNE_SESSIONS_SQL, (older_than,)))
         return deleted
 
     async def get_ref(self, run_id: str, channel: str) -> tuple[str, str] | None:
@@ -283,6 +291,18 @@ class SQLiteStore:
         sql = """INSERT INTO cards (run_id, channel, state) VALUES (?, ?, ?)
             ON CONFLICT (run_id, channel) DO UPDATE SET state = excluded.state"""
         await self._write(lambda c: _execute(c, sql, (run_id, channel, state)))
+
+    async def put_session(self, key: str, data: str, *, expires_at: float) -> None:
+        sql = "INSERT OR REPLACE INTO sessions (key, data, expires_at) VALUES (?, ?, ?)"
+        await self._write(lambda c: _execute(c, sql, (key, data, expires_at)))
+
+    async def get_session(self, key: str, *, now: float) -> str | None:
+        sql = "SELECT data FROM sessions WHERE key = ? AND expires_at > ?"
+        row = await self._read(lambda c: c.execute(sql, (key, now)).fetchone())
+        return None if row is None else cast(str, row[0])
+
+    async def delete_session(self, key: str) -> None:
+        await self._write(lambda c: _execute(c, "DELETE FROM sessions WHERE key = ?", (key,)))
 
     async def list_events(
         self, *, limit: int = 50, before: int | None = None, where: EventFilter | None = None
