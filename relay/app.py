@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from relay.admin import FailedAuthLimiter, require_admin
+from relay.admin import FAILURES, FailedAuthLimiter, require_admin
 from relay.bodies import BODY_READS, BodyReads
 from relay.config import LoadedConfig
 from relay.dispatch import Dispatcher
@@ -59,6 +60,10 @@ class Relay:
     auth_failures: FailedAuthLimiter
     """Wrong admin tokens per client, shared by every admin door."""
     watch: bool = False
+    peers: Callable[[], None] | None = None
+    """Tells the other workers of ``relay serve`` to reload (None: this process is alone)."""
+    worker: int | None = None
+    """This process's number among the workers of ``relay serve`` (None: it serves alone)."""
     reloader: Reloader = field(init=False)
     session: aiohttp.ClientSession | None = None
     maintenance: asyncio.Task[None] | None = None
@@ -127,11 +132,17 @@ def build_app(
     store: Store | None = None,
     watch: bool = False,
     check_channels: bool = True,
+    workers: int = 1,
+    peers: Callable[[], None] | None = None,
+    worker: int | None = None,
+    warn: bool = True,
 ) -> web.Application:
     """The relay as an aiohttp app; ``watch`` reloads the config when its file changes;
     ``check_channels`` verifies the channels' credentials in the background at start and
-    after each reload."""
-    log_warnings(loaded)
+    after each reload. ``workers``: how many processes serve this port and store (this one
+    among them); ``peers`` tells the others to reload; ``warn`` logs the config's warnings."""
+    if warn:
+        log_warnings(loaded)
     config = loaded.config
     if store is None:
         store = open_store(
@@ -139,9 +150,13 @@ def build_app(
             loaded.base_dir,
             sync=config.store.sync,
             retention=config.store.retention,
+            workers=workers,
         )
     rejections = RejectionLog()
-    relay = _assemble(loaded, store, rejections, watch=watch, check_channels=check_channels)
+    relay = _assemble(
+        loaded, store, rejections, watch=watch, check_channels=check_channels, workers=workers
+    )
+    relay.peers, relay.worker = peers, worker
     live = relay.live
     http_log = ParserErrorLog()
     body_reads = BodyReads(
@@ -196,6 +211,7 @@ def _assemble(
     *,
     watch: bool,
     check_channels: bool,
+    workers: int = 1,
 ) -> Relay:
     """The parts, each given only what it uses, and who hears of a reload."""
     api_names = AgentNames()
@@ -217,7 +233,8 @@ def _assemble(
         dispatcher=dispatcher,
         receiver=receiver,
         checks=checks,
-        auth_failures=FailedAuthLimiter(),
+        # N workers, each its own count: together about the limit one process has.
+        auth_failures=FailedAuthLimiter(failures=math.ceil(FAILURES / workers)),
         watch=watch,
     )
     relay.reloader = Reloader(
@@ -328,6 +345,8 @@ async def reload_endpoint(request: web.Request) -> web.Response:
     result = await relay.reloader.reload("POST /-/reload")
     if not result["ok"]:
         return web.json_response({"error": "config not reloaded", **result}, status=400)
+    if relay.peers is not None:
+        relay.peers()
     return web.json_response(result)
 
 
@@ -342,6 +361,8 @@ async def readyz(request: web.Request) -> web.Response:
         "config": {"path": loaded.source, "sha256": loaded.sha256},
         "last_reload": public_view(relay.live.last_reload),
     }
+    if relay.worker is not None:
+        body["worker"] = relay.worker
     reasons = []
     if relay.receiver.draining:
         reasons.append("shutting down")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import functools
 import json
 import logging
 import os
@@ -37,6 +38,17 @@ from relay.runtime import Runtime
 from relay.starter import starter_config
 from relay.store import Store, StoreError, display_url, open_store
 from relay.verify import check_online, report, send_test
+from relay.workers import (
+    CONTROL_READY,
+    CONTROL_RELOADED,
+    STOP_MARGIN_S,
+    Supervisor,
+    WorkerLink,
+    can_share_port,
+    reserve_port,
+    resolve_workers,
+    worker_command,
+)
 
 __all__ = ["main"]
 
@@ -69,23 +81,54 @@ def load(path: str, sections: Collection[str] | None = None) -> LoadedConfig:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Every line on stderr is a log line (JSON in JSON mode), a refusal to start included."""
-    setup_logging(args.log_format)
+    """Every line on stderr is a log line (JSON in JSON mode), a refusal to start included.
+
+    One process serves when ``server.workers`` (or ``--workers``) is 1; else this process
+    supervises that many workers (``relay.workers``), each of them this command with
+    ``--worker``."""
+    setup_logging(args.log_format, worker=args.worker)
     try:
         loaded = load(args.config)
-        return asyncio.run(_serve(loaded, args.host, args.port, watch=not args.no_watch))
+        count = args.workers or resolve_workers(loaded.config.server.workers)
+        if count > 1 and not can_share_port():
+            log.warning("this system cannot share a port between processes: serving with one")
+            count = 1
+        watch = not args.no_watch
+        if args.worker is not None:
+            link = WorkerLink(args.worker, args.control_fd)
+            return asyncio.run(
+                _serve(loaded, args.host, args.port, watch=watch, workers=count, link=link)
+            )
+        if count > 1:
+            return asyncio.run(_supervise(loaded, args, count))
+        return asyncio.run(_serve(loaded, args.host, args.port, watch=watch))
     except CliError as exc:
         log.error("%s", exc)
         return 1
 
 
 async def _serve(
-    loaded: LoadedConfig, host: str | None, port: int | None, *, watch: bool = True
+    loaded: LoadedConfig,
+    host: str | None,
+    port: int | None,
+    *,
+    watch: bool = True,
+    workers: int = 1,
+    link: WorkerLink | None = None,
 ) -> int:
+    """Serve in this process: the whole relay, or (``link`` given) one of ``workers``."""
     from relay.app import RELAY, StartupError, build_app, shut_down
 
+    peers = None if link is None else functools.partial(link.send, CONTROL_RELOADED)
     try:
-        app = build_app(loaded, watch=watch)
+        app = build_app(
+            loaded,
+            watch=watch,
+            workers=workers,
+            peers=peers,
+            worker=None if link is None else link.index,
+            warn=link is None,
+        )
     except StartupError as exc:
         raise CliError(str(exc)) from None
     server = loaded.config.server
@@ -97,7 +140,7 @@ async def _serve(
         raise CliError(str(exc)) from None
     bind_host, bind_port = host or server.host, server.port if port is None else port
     try:
-        site = web.TCPSite(runner, bind_host, bind_port)
+        site = web.TCPSite(runner, bind_host, bind_port, reuse_port=link is not None or None)
         await site.start()
     except OSError as exc:
         await runner.cleanup()
@@ -118,18 +161,76 @@ async def _serve(
     bound = runner.addresses[0]
     url = f"http://{bound[0]}:{bound[1]}{server.path}"
     store = display_url(loaded.config.store.url)
-    log.info(
-        "relay listening on %s (config %s, store %s)",
-        url,
-        loaded.source,
-        store,
-        extra={"url": url, "config": loaded.source, "store": store},
-    )
+    if link is None:
+        log.info(
+            "relay listening on %s (config %s, store %s)",
+            url,
+            loaded.source,
+            store,
+            extra={"url": url, "config": loaded.source, "store": store},
+        )
+    else:
+        log.debug("worker serving %s", url)
+        link.send(CONTROL_READY)
+        orphaned = asyncio.create_task(link.parent_gone())
+        orphaned.add_done_callback(lambda _: stop.set())
     await stop.wait()
     log.info("relay stopping: finishing in-flight deliveries")
     # Drain while still answering: new webhooks get 503 (Connection: close), sends finish.
     await shut_down(app)
     await runner.cleanup()
+    return 0
+
+
+async def _supervise(loaded: LoadedConfig, args: argparse.Namespace, count: int) -> int:
+    """Check the store and the port once, start ``count`` workers, stop them on SIGTERM."""
+    from relay.app import log_warnings
+
+    log_warnings(loaded)
+    config = loaded.config
+    try:
+        store = open_store(config.store.url, loaded.base_dir, sync=config.store.sync)
+        await store.open()  # one clear refusal, and the schema made once, before any worker
+        await store.close()
+    except StoreError as exc:
+        raise CliError(f"cannot open the store: {exc}") from None
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    try:
+        reserved = reserve_port(host, port)
+    except OSError as exc:
+        raise CliError(_bind_failure(exc, host, port)) from None
+    with reserved:
+        bound = reserved.getsockname()
+        argv = ["serve", "-c", args.config, "--host", host, "--port", str(bound[1])]
+        argv += ["--log-format", args.log_format, "--workers", str(count)]
+        if args.no_watch:
+            argv.append("--no-watch")
+        supervisor = Supervisor(
+            functools.partial(worker_command, argv),
+            count,
+            stop_timeout=config.delivery.shutdown_grace + STOP_MARGIN_S,
+        )
+        if not await supervisor.start():
+            raise CliError("cannot start: a worker did not start (its error is logged above)")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, supervisor.reload_all)
+        url = f"http://{bound[0]}:{bound[1]}{config.server.path}"
+        store_url = display_url(config.store.url)
+        log.info(
+            "relay listening on %s (config %s, store %s, %d workers)",
+            url,
+            loaded.source,
+            store_url,
+            count,
+            extra={"url": url, "config": loaded.source, "store": store_url, "workers": count},
+        )
+        await stop.wait()
+        log.info("relay stopping: the workers finish their in-flight deliveries")
+        await supervisor.stop()
     return 0
 
 
@@ -497,6 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-watch", action="store_true", help="do not reload when the config file changes"
     )
+    serve.add_argument(
+        "--workers", type=_positive, help="override server.workers (processes serving the port)"
+    )
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a supervisor's worker
+    serve.add_argument("--control-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     check = command("check", "validate the config")
@@ -556,6 +662,13 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.set_defaults(func=cmd_reconcile)
     command("schema", "print the JSON Schema of relay.yaml").set_defaults(func=cmd_schema)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

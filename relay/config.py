@@ -85,6 +85,8 @@ class ServerSettings(StrictModel):
     read_timeout: Duration = Field(10.0, gt=0)
     """Slow-client limit: the headers (from connecting, or after the previous answer) and then
     the body must each arrive within it; an idle keep-alive connection is closed after it too."""
+    workers: Literal["auto"] | PositiveInt = "auto"
+    """Processes serving this port and store (docs/workers.md); ``auto`` = the CPUs it may use."""
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
     """Reverse proxies in front (addresses or CIDR blocks): from them, the right-most
     ``X-Forwarded-For`` entry that is not one of them names the client (for the limit on wrong

@@ -45,11 +45,30 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(fmt: Literal["auto", "json", "text"] = "auto", level: int = logging.INFO) -> None:
+class _WorkerField(logging.Filter):
+    """Every line of a worker process says which worker wrote it."""
+
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.worker
+        return True
+
+
+def setup_logging(
+    fmt: Literal["auto", "json", "text"] = "auto",
+    level: int = logging.INFO,
+    *,
+    worker: int | None = None,
+) -> None:
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if worker is not None:
+        handler.addFilter(_WorkerField(worker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -40,7 +40,7 @@ def restart_only_changes(old: LoadedConfig, new: LoadedConfig) -> list[str]:
     """Settings a reload cannot apply to a running process."""
     notes = []
     a, b = old.config.server, new.config.server
-    for key in ("host", "port", "path"):
+    for key in ("host", "port", "path", "workers"):
         if getattr(a, key) != getattr(b, key):
             notes.append(f"server.{key}")
     if (
