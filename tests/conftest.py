@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -87,3 +88,27 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+class Sink:
+    """Records each delivered (run, seq) in arrival order."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[str, int]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        self.arrivals.append((body["run"], body["seq"]))
+        return web.Response(text="ok")
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[tuple[Sink, str]]:
+    recorder = Sink()
+    app = web.Application()
+    app.router.add_post("/hook", recorder.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield recorder, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    await runner.cleanup()

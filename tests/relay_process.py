@@ -21,12 +21,20 @@ from pathlib import Path
 
 from relay.cli import main
 
-__all__ = ["CliResult", "RelayProcess", "relay_env", "run_cli"]
+__all__ = ["CliResult", "RelayProcess", "process_gone", "relay_env", "run_cli"]
 
 START_TIMEOUT = 20.0
 SERVE = (sys.executable, "-m", "relay", "serve")
 _ADDRESS = re.compile(r"listening on (http://\S+)")
 _numbers = itertools.count(1)
+
+
+def process_gone(pid: int) -> bool:
+    """No such process, or only its zombie is left."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def relay_env() -> dict[str, str]:
@@ -38,22 +46,34 @@ def relay_env() -> dict[str, str]:
 class RelayProcess:
     """``relay serve -c CONFIG --port 0``; ``url`` is its webhook URL once it listens.
 
+    ``workers``: ``--workers N`` (by default 1; None: the config's ``server.workers``);
+    ``watch=False``:
+    ``--no-watch``. The relay runs in a
+    process group of its own, so ``kill`` takes its workers down with it, like a crash.
     The constructor waits (blocking) until the relay listens unless ``wait=False``; in async
     tests use ``await RelayProcess.launch(config)`` instead.
     """
 
-    def __init__(self, config: Path, *, wait: bool = True) -> None:
+    def __init__(
+        self, config: Path, *, wait: bool = True, workers: int | None = 1, watch: bool = True
+    ) -> None:
         number = next(_numbers)
         self.config = config
         self.stderr_path = config.parent / f"relay-{number}.stderr.log"
         self.stdout_path = config.parent / f"relay-{number}.stdout.log"
+        argv = [*SERVE, "-c", str(config), "--port", "0", "--log-format", "json"]
+        if workers is not None:
+            argv += ["--workers", str(workers)]
+        if not watch:
+            argv.append("--no-watch")
         with self.stdout_path.open("w") as stdout, self.stderr_path.open("w") as stderr:
             self.proc = subprocess.Popen(
-                [*SERVE, "-c", str(config), "--port", "0", "--log-format", "json"],
+                argv,
                 stdout=stdout,
                 stderr=stderr,
                 env=relay_env(),
                 cwd=config.parent,
+                start_new_session=True,
             )
         self.url = ""
         if wait:
@@ -64,8 +84,10 @@ class RelayProcess:
                 time.sleep(0.02)
 
     @classmethod
-    async def launch(cls, config: Path) -> RelayProcess:
-        relay = cls(config, wait=False)
+    async def launch(
+        cls, config: Path, *, workers: int | None = 1, watch: bool = True
+    ) -> RelayProcess:
+        relay = cls(config, wait=False, workers=workers, watch=watch)
         deadline = time.monotonic() + START_TIMEOUT
         while not relay._found_address():
             if time.monotonic() > deadline:
@@ -95,10 +117,20 @@ class RelayProcess:
         self.proc.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        """SIGKILL: the process dies wherever it is."""
-        if self.alive:
-            self.proc.kill()
+        """SIGKILL to the relay and its workers: they die wherever they are."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+
+    def workers(self) -> list[int]:
+        """The pids of the worker processes (none when the relay serves alone)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.proc.pid and fields[0] != "Z":
+                    pids.append(int(stat.parent.name))
+        return sorted(pids)
 
     def stop(self) -> int:
         if self.alive:

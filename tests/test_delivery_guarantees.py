@@ -143,12 +143,21 @@ def count_in_log(relay: RelayProcess, words: str) -> int:
 
 
 @pytest.fixture
-async def launch() -> AsyncIterator[Launch]:
+def workers() -> int:
+    """Worker processes per relay; the tests marked ``BOTH`` run with one and with two."""
+    return 1
+
+
+BOTH = pytest.mark.parametrize("workers", [1, 2], ids=["1-worker", "2-workers"])
+
+
+@pytest.fixture
+async def launch(workers: int) -> AsyncIterator[Launch]:
     """Start relays; any still running at the end is killed."""
     started: list[RelayProcess] = []
 
     async def start(config: Path) -> RelayProcess:
-        relay = await RelayProcess.launch(config)
+        relay = await RelayProcess.launch(config, workers=workers)
         started.append(relay)
         return relay
 
@@ -166,6 +175,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 # --- crash -----------------------------------------------------------------------------------
 
 
+@BOTH
 async def test_sigkill_mid_stream_loses_no_accepted_event(
     tmp_path: Path,
     launch: Launch,
@@ -322,6 +332,7 @@ async def test_a_429_with_retry_after_2_is_delivered_after_2_seconds_not_before(
     assert slack_texts(fake_slack) == ["run-1:1"]
 
 
+@BOTH
 async def test_a_burst_for_one_slack_channel_is_paced_by_its_rate_limit(
     tmp_path: Path, launch: Launch, session: aiohttp.ClientSession, fake_slack: FakeSlack
 ) -> None:
@@ -410,6 +421,7 @@ async def test_refusals_are_dead_lettered_at_once_and_a_replayed_one_is_delivere
     assert len(fake_slack.calls_for("webhook")) == 1
 
 
+@BOTH
 async def test_5xx_until_max_attempts_dead_letters_and_replay_all_delivers_in_order(
     tmp_path: Path, launch: Launch, session: aiohttp.ClientSession, fake_slack: FakeSlack
 ) -> None:
@@ -514,6 +526,7 @@ async def held() -> AsyncIterator[tuple[HeldEndpoint, str]]:
         await server.close()
 
 
+@BOTH
 async def test_sigterm_drains_in_flight_sends_and_keeps_the_rest_for_the_next_start(
     tmp_path: Path,
     launch: Launch,

@@ -10,32 +10,19 @@ import asyncio
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from tests.conftest import sample, wait_until
+from tests.conftest import Sink, sample, wait_until
 from tests.redis_server import RedisServer, start_server
 from tests.relay_process import RelayProcess
 
 SECRET = "replica-secret"
 RUNS, EVENTS_PER_RUN = 400, 5
 WORKERS = 8
-
-
-class Sink:
-    """Records each delivered (run, seq) in arrival order."""
-
-    def __init__(self) -> None:
-        self.arrivals: list[tuple[str, int]] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
-        self.arrivals.append((body["run"], body["seq"]))
-        return web.Response(text="ok")
 
 
 @pytest.fixture
@@ -45,18 +32,6 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = start_server(folder)  # its own: the replicas use the default namespace
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[tuple[Sink, str]]:
-    recorder = Sink()
-    app = web.Application()
-    app.router.add_post("/hook", recorder.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield recorder, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    await runner.cleanup()
 
 
 def config(folder: Path, redis_url: str, hook: str) -> Path:
@@ -90,12 +65,14 @@ def event(run: int, seq: int) -> bytes:
     return json.dumps(body).encode()
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["1-worker-each", "2-workers-each"])
 async def test_two_replicas_deliver_every_accepted_event_once_in_order(
-    tmp_path: Path, redis: RedisServer, sink: tuple[Sink, str]
+    tmp_path: Path, redis: RedisServer, sink: tuple[Sink, str], workers: int
 ) -> None:
     recorder, hook = sink
     path = config(tmp_path, redis.url, hook)
-    first, second = await RelayProcess.launch(path), await RelayProcess.launch(path)
+    first = await RelayProcess.launch(path, workers=workers)
+    second = await RelayProcess.launch(path, workers=workers)
     replicas = [first, second]
     accepted: list[tuple[str, int]] = []
     # Events of one run go out in sequence; runs interleave across both replicas.
@@ -136,7 +113,7 @@ async def test_two_replicas_deliver_every_accepted_event_once_in_order(
 
     delivered = recorder.arrivals
     repeats = len(delivered) - len(set(delivered))
-    assert repeats <= 2 * WORKERS, f"{repeats} repeated sends"
+    assert repeats <= 2 * WORKERS * workers, f"{repeats} repeated sends"
     assert set(delivered) <= set(_keys(order))
     by_run: dict[str, list[int]] = defaultdict(list)
     for run, seq in delivered:
