@@ -9,17 +9,21 @@ web UI reads through the ``StoreInspector`` methods (``sqlite_inspect``).
 
 Per (run_id, channel) exactly the oldest unfinished job has ``head = 1``, and ``due_at`` says when
 a job may be claimed (``next_attempt_at`` when pending, the lease's end when inflight). A partial
-index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the backlog's size.
+index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the backlog's size; one
+on ``(channel, due_at, id) WHERE head = 1`` does the same when channels are skipped (a saturated
+channel's backlog is never walked to find another channel's jobs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -90,6 +94,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_at, id) WHERE head = 1;
+CREATE INDEX IF NOT EXISTS jobs_channel_due ON jobs (channel, due_at, id) WHERE head = 1;
 CREATE INDEX IF NOT EXISTS jobs_open ON jobs (run_id, channel, id) WHERE {_OPEN};
 CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_seq);
 CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (id) WHERE state = 'dead';
@@ -135,6 +140,12 @@ _JOB_FROM = """jobs j JOIN events e ON e.seq = j.event_seq
 CLAIM_SQL = f"""SELECT {_JOB_COLUMNS} FROM {_JOB_FROM}
     WHERE j.head = 1 AND j.due_at <= ? ORDER BY j.due_at, j.id LIMIT ?"""
 """Due heads, most overdue first (for jobs never retried that is acceptance order)."""
+_FIRST_CHANNEL_SQL = "SELECT min(channel) FROM jobs WHERE head = 1"
+_NEXT_CHANNEL_SQL = "SELECT min(channel) FROM jobs WHERE head = 1 AND channel > ?"
+_CHANNEL_HEADS_SQL = """SELECT due_at, id FROM jobs WHERE head = 1 AND channel = ? AND due_at <= ?
+    ORDER BY due_at, id LIMIT ?"""
+"""One channel's due heads in ``CLAIM_SQL``'s order, through ``jobs_channel_due``."""
+_JOBS_BY_ID_SQL = f"SELECT {_JOB_COLUMNS} FROM {_JOB_FROM} WHERE j.id IN ({{}})"
 _ENDED = (
     "flag = 'RUN_FINISHED' OR status IN ('completed', 'partial_complete', 'failed', 'cancelled')"
 )
@@ -499,9 +510,7 @@ def _claim(
     c: sqlite3.Connection, now: float, lease_until: float, limit: int, excluded: tuple[str, ...]
 ) -> list[Job]:
     if excluded:
-        marks = ", ".join("?" * len(excluded))
-        sql = CLAIM_SQL.replace("ORDER BY", f"AND j.channel NOT IN ({marks}) ORDER BY")
-        rows = c.execute(sql, (now, *excluded, limit)).fetchall()
+        rows = _jobs_by_id(c, _due_heads(c, now, limit, frozenset(excluded)))
     else:
         rows = c.execute(CLAIM_SQL, (now, limit)).fetchall()
     c.executemany(
@@ -509,6 +518,37 @@ def _claim(
         [(lease_until, row[0]) for row in rows],
     )
     return [_job(row, "inflight") for row in rows]
+
+
+def _head_channels(c: sqlite3.Connection) -> Iterator[str]:
+    """Every channel with a head, in order: one index seek each, not a walk over the heads."""
+    channel = c.execute(_FIRST_CHANNEL_SQL).fetchone()[0]
+    while channel is not None:
+        yield channel
+        channel = c.execute(_NEXT_CHANNEL_SQL, (channel,)).fetchone()[0]
+
+
+def _due_heads(
+    c: sqlite3.Connection, now: float, limit: int, excluded: frozenset[str]
+) -> list[int]:
+    """The ids ``CLAIM_SQL`` restricted to channels not ``excluded`` gives, in its order, reading
+    at most ``limit`` heads of each other channel: an excluded channel's backlog is never walked."""
+    per_channel = [
+        c.execute(_CHANNEL_HEADS_SQL, (channel, now, limit)).fetchall()
+        for channel in _head_channels(c)
+        if channel not in excluded
+    ]
+    return [row[1] for row in islice(heapq.merge(*per_channel), limit)]
+
+
+def _jobs_by_id(c: sqlite3.Connection, keys: Sequence[int]) -> list[Sequence[Any]]:
+    """The jobs' rows (``_JOB_COLUMNS``) in the order of ``keys``."""
+    rows: dict[int, Sequence[Any]] = {}
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        sql = _JOBS_BY_ID_SQL.format(", ".join("?" * len(chunk)))
+        rows.update((row[0], row) for row in c.execute(sql, chunk))
+    return [rows[key] for key in keys]
 
 
 def _log(
