@@ -16,7 +16,7 @@ from relay.store.base import (
     StoreError,
 )
 from relay.store.redis import RedisStore
-from relay.store.sqlite import SQLiteStore
+from relay.store.sqlite import SharedSQLiteStore, SQLiteStore
 
 __all__ = [
     "AcceptResult",
@@ -27,6 +27,7 @@ __all__ = [
     "NewEvent",
     "RedisStore",
     "SQLiteStore",
+    "SharedSQLiteStore",
     "Store",
     "StoreError",
     "display_url",
@@ -37,13 +38,20 @@ _SQLITE_FORMS = "sqlite:///relay.db (relative to the config file) or sqlite:////
 
 
 def open_store(
-    url: str, base_dir: Path, *, sync: str, create: bool = True, retention: float = 7 * 86400.0
+    url: str,
+    base_dir: Path,
+    *,
+    sync: str,
+    create: bool = True,
+    retention: float = 7 * 86400.0,
+    workers: int = 1,
 ) -> Store:
     """The store ``url`` names, not yet opened (``await store.open()``).
 
-    A relative SQLite path is resolved against ``base_dir``; ``redis://`` and ``rediss://`` URLs
-    open a ``RedisStore`` (dedup keys expire after ``retention``). Error messages never repeat
-    the URL: a Redis URL may carry a password.
+    A relative SQLite path is resolved against ``base_dir``; with ``workers`` > 1 (processes
+    sharing the file) it is a ``SharedSQLiteStore``, which keeps the rate limits in the file.
+    ``redis://`` and ``rediss://`` URLs open a ``RedisStore`` (dedup keys expire after
+    ``retention``). Error messages never repeat the URL: a Redis URL may carry a password.
     """
     if sync not in ("full", "normal"):
         raise StoreError(f"store sync must be 'full' or 'normal', not {sync!r}")
@@ -63,7 +71,8 @@ def open_store(
     if not rest.startswith("/") or rest == "/" or any(ch in rest for ch in "?#"):
         raise StoreError(f"store url must look like {_SQLITE_FORMS}")
     path = Path(rest[1:])
-    return SQLiteStore(
+    kind = SharedSQLiteStore if workers > 1 else SQLiteStore
+    return kind(
         path if path.is_absolute() else base_dir / path,
         sync="full" if sync == "full" else "normal",
         create=create,

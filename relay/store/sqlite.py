@@ -12,6 +12,10 @@ a job may be claimed (``next_attempt_at`` when pending, the lease's end when inf
 index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the backlog's size; one
 on ``(channel, due_at, id) WHERE head = 1`` does the same when channels are skipped (a saturated
 channel's backlog is never walked to find another channel's jobs).
+
+Several processes may share the file (``SharedSQLiteStore``, one per worker): SQLite serialises
+their writers (each batch is one ``BEGIN IMMEDIATE`` transaction), so the head-of-line claim,
+dedup, the ``leases`` of periodic jobs and the ``rate_buckets`` hold across processes.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import os
+import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import partial
 from itertools import islice
@@ -43,7 +49,7 @@ from relay.store.base import (
 from relay.store.sqlite_inspect import count_states, get_event, list_events
 from relay.store.sqlite_writer import Op, Writer
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "SharedSQLiteStore"]
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
@@ -52,6 +58,7 @@ PRUNE_CHUNK = 1000
 MAX_LOG = 100
 """Attempt-log entries kept per job (the newest)."""
 BUSY_TIMEOUT_S = 10.0
+BUSY_RETRY_S = 0.002
 _OPEN = "state IN ('pending', 'inflight')"
 _MAX_JOB_KEY = 2**63 - 1
 """SQLite's largest integer (a row id never goes past it)."""
@@ -129,7 +136,17 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT,
     rendered TEXT
 );
-CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id, id)
+CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id, id);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    key TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    updated REAL NOT NULL
+) WITHOUT ROWID
 """
 
 _JOB_COLUMNS = """j.id, e.event_id, j.run_id, j.channel, j.route, j.template, j.mode, j.state,
@@ -146,6 +163,10 @@ _CHANNEL_HEADS_SQL = """SELECT due_at, id FROM jobs WHERE head = 1 AND channel =
     ORDER BY due_at, id LIMIT ?"""
 """One channel's due heads in ``CLAIM_SQL``'s order, through ``jobs_channel_due``."""
 _JOBS_BY_ID_SQL = f"SELECT {_JOB_COLUMNS} FROM {_JOB_FROM} WHERE j.id IN ({{}})"
+_TAKE_LEASE_SQL = """INSERT INTO leases (name, owner, until) VALUES (?1, ?2, ?3)
+    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+    WHERE leases.owner = excluded.owner OR leases.until <= ?4"""
+"""Taken when free, expired or already the caller's (renewed); changes no row otherwise."""
 _ENDED = (
     "flag = 'RUN_FINISHED' OR status IN ('completed', 'partial_complete', 'failed', 'cancelled')"
 )
@@ -174,6 +195,8 @@ class SQLiteStore:
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._owner = secrets.token_hex(8)
+        """Who holds this store's leases (each instance, hence each process, is another)."""
 
     @property
     def commits(self) -> int:
@@ -345,9 +368,13 @@ class SQLiteStore:
         rows = await self._read(lambda c: c.execute(QUIET_RUNS_SQL, (before, limit)).fetchall())
         return [QuietRun(row[0], row[1], row[2], bytes(row[3])) for row in rows]
 
-    async def take_lease(self, name: str, *, ttl: float) -> bool:
-        """One process owns a SQLite store: always this one."""
-        return True
+    async def take_lease(self, name: str, *, ttl: float, now: float | None = None) -> bool:
+        """Granted for ``ttl`` seconds from ``now`` (default: the wall clock) when ``name`` is
+        free, expired or already held by this store (renewed), so that among processes sharing
+        the file one holds it at a time, and a lone process always gets it."""
+        at = time.time() if now is None else now
+        args = (name, self._owner, at + ttl, at)
+        return await self._write(lambda c: c.execute(_TAKE_LEASE_SQL, args).rowcount == 1)
 
     async def agent_names(self) -> dict[str, AgentName]:
         sql = "SELECT agent_id, name, fetched_at FROM agent_names"
@@ -392,7 +419,7 @@ class SQLiteStore:
         writer: sqlite3.Connection | None = None
         try:
             writer = self._connection()
-            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _wal_mode(writer)
             if str(mode).lower() != "wal":
                 raise StoreError(f"store {self.path} cannot use WAL mode (got {mode})")
             writer.execute(f"PRAGMA synchronous = {self.sync.upper()}")
@@ -418,6 +445,54 @@ class SQLiteStore:
         )
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         return conn
+
+
+class SharedSQLiteStore(SQLiteStore):
+    """``SQLiteStore`` for several processes on one file (workers): also ``SharedRateLimits``,
+    with the token buckets in the file. Each take is a write, so a lone process is better served
+    by its in-process buckets (``SQLiteStore``)."""
+
+    async def acquire_rate(self, key: str, per_second: float, burst: int, now: float) -> float:
+        """Take a token from the bucket ``key`` shared by every process on the file: 0.0 when
+        taken, else the seconds until one is available. The bucket starts full (``burst``)."""
+        if not per_second > 0 or burst < 1:
+            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+        return await self._write(lambda c: _acquire_rate(c, key, per_second, burst, now))
+
+
+def _acquire_rate(c: sqlite3.Connection, key: str, rate: float, burst: int, now: float) -> float:
+    """``RateLimiter.try_acquire``'s rules exactly, on the bucket's row."""
+    row = c.execute("SELECT tokens, updated FROM rate_buckets WHERE key = ?", (key,)).fetchone()
+    tokens, updated = (float(burst), now) if row is None else (row[0], row[1])
+    tokens = min(float(burst), tokens + max(0.0, now - updated) * rate)
+    updated = max(updated, now)  # an earlier clock must not refill it twice
+    wait = (1.0 - tokens) / rate
+    if tokens >= 1.0 or now + wait <= now:  # ready within the clock's resolution
+        tokens, wait = max(0.0, tokens - 1.0), 0.0
+    c.execute(
+        """INSERT INTO rate_buckets (key, tokens, updated) VALUES (?, ?, ?) ON CONFLICT (key)
+            DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated""",
+        (key, tokens, updated),
+    )
+    return wait
+
+
+def _wal_mode(conn: sqlite3.Connection) -> str:
+    """Switch to WAL. On a fresh file that another process is setting up at the same moment,
+    SQLite refuses at once (``SQLITE_BUSY`` without waiting, to avoid a deadlock): try again
+    until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        _pause(BUSY_RETRY_S)
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
