@@ -1,8 +1,9 @@
-"""``python -m bench NAME [--quick] [--loader auto|wrk|python] [--out DIR]``."""
+"""``python -m bench NAME [--quick] [--loader auto|wrk|python] [--workers N] [--out DIR]``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -11,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import e2e, ingest, memory, routing
-from bench.common import RESULTS_DIR, Result, Table, machine, write_result
+from bench.common import (
+    RESULTS_DIR,
+    Result,
+    Table,
+    machine,
+    relay_knows_workers,
+    workers_line,
+    write_result,
+)
 
 __all__ = ["BENCHES", "main", "run_benches"]
 
@@ -49,14 +58,28 @@ def targets_table(results: Sequence[Result]) -> Table:
     return table
 
 
-def describe_machine() -> str:
+def describe_machine(workers: int | None = None) -> str:
     m = machine()
     return (
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
         f"Python {m['python']}, aiohttp {m['aiohttp']}, SQLite {m['sqlite']}, store on "
         f"{m['filesystem']}; wrk: {m['wrk'] or 'not installed'}; Alertmanager: "
-        f"{m['alertmanager'] or 'not installed'}; load average at start {' '.join(m['loadavg'])}."
+        f"{m['alertmanager'] or 'not installed'}; load average at start {' '.join(m['loadavg'])}; "
+        f"{workers_line(workers)}."
     )
+
+
+def processes_line(results: Sequence[Result]) -> str:
+    """How many processes each relay ran, as measured (supervisor and workers together)."""
+    ran = [f"{r.name} {r.data['relay_processes']}" for r in results if "relay_processes" in r.data]
+    return "Relay processes (measured): " + (", ".join(ran) or "none ran") + "."
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,16 +92,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         help="closed-loop load generator for ingest (auto: wrk when installed)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="write server: {workers: N} into the relay configs of ingest, e2e and memory "
+        "(default: unset, so auto)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = parser.parse_args(argv)
+    if args.workers is not None and not relay_knows_workers():
+        parser.error("--workers: this relay's config has no server.workers")
     names = list(BENCHES) if args.name == "all" else [args.name]
-    params = {name: BENCHES[name][2 if args.quick else 1] for name in names}
+    params: dict[str, Any] = {name: BENCHES[name][2 if args.quick else 1] for name in names}
     if "ingest" in params:
-        params["ingest"] = ingest.IngestParams(**{**vars(params["ingest"]), "loader": args.loader})
+        params["ingest"] = dataclasses.replace(params["ingest"], loader=args.loader)
+    for name, value in params.items():
+        if "workers" in vars(value):
+            params[name] = dataclasses.replace(value, workers=args.workers)
     started = time.monotonic()
-    print(describe_machine() + "\n", flush=True)
+    print(describe_machine(args.workers) + "\n", flush=True)
     results = run_benches(names, params, args.out, echo=lambda s: print(s, flush=True))
     print(targets_table(results).render())
+    print("\n" + processes_line(results))
     print(f"\nTotal {time.monotonic() - started:.0f}s. JSON in {os.path.relpath(args.out)}.")
     return 0
 

@@ -31,8 +31,12 @@ __all__ = [
     "machine",
     "new_nonce",
     "percentile",
+    "processes_label",
+    "relay_knows_workers",
     "run_id",
     "sample_template",
+    "with_workers",
+    "workers_line",
     "write_result",
 ]
 
@@ -59,6 +63,39 @@ def sample_template(name: str = SAMPLE) -> bytes:
     data = json.loads((resources.files("relay") / "samples" / f"{name}.json").read_bytes())
     data["run_id"] = PLACEHOLDER
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+def relay_knows_workers() -> bool:
+    """Whether this relay's config accepts ``server.workers`` (several processes on one port)."""
+    from relay.config import ConfigError, parse_config
+
+    try:
+        parse_config('{"auth": {"allow_unsigned": true}, "server": {"workers": 1}}')
+    except ConfigError:
+        return False
+    return True
+
+
+def with_workers(config: str, workers: int | None) -> str:
+    """A relay config (one without a ``server:`` block) with ``server: {workers: N}`` added; None
+    leaves it unset, so the relay's default (``auto``: one worker per CPU) applies."""
+    if workers is None:
+        return config
+    return config.rstrip("\n") + f"\nserver:\n  workers: {workers}\n"
+
+
+def processes_label(count: int) -> str:
+    """A relay's measured process count: ``1``, or ``3 (supervisor + 2 workers)``."""
+    return str(count) if count <= 1 else f"{count} (supervisor + {count - 1} workers)"
+
+
+def workers_line(workers: int | None) -> str:
+    """How the relay's process count is set in this run, for the machine line."""
+    if workers is not None:
+        return f"relay server.workers: {workers} (--workers)"
+    if not relay_knows_workers():
+        return "relay: one process (this relay has no server.workers)"
+    return f"relay server.workers: unset (auto: {len(os.sched_getaffinity(0))} CPUs)"
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

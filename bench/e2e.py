@@ -9,7 +9,8 @@ the sink; alerts posted one per request to ``/api/v2/alerts``. Alertmanager keep
 
 Measured per system: time from the first POST until the sink holds all N; deliveries/s over that
 time; accept→delivered latency per message (the POST's answer to the sink's arrival, matched by
-the run id found in the delivered text/blocks).
+the run id found in the delivered text/blocks); its processes, and the CPU they used per delivered
+event (summed over a relay's supervisor and workers).
 """
 
 from __future__ import annotations
@@ -19,12 +20,22 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.common import Result, Table, new_nonce, percentile, run_id, sample_template
+from bench.common import (
+    Result,
+    Table,
+    new_nonce,
+    percentile,
+    processes_label,
+    run_id,
+    sample_template,
+    with_workers,
+)
 from bench.load import Loader, post_all
 from bench.procs import (
     Service,
@@ -35,7 +46,17 @@ from bench.procs import (
     wait_until,
 )
 
-__all__ = ["FULL", "QUICK", "E2EParams", "run"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "E2EParams",
+    "System",
+    "alertmanager_system",
+    "drive",
+    "relay_config",
+    "relay_system",
+    "run",
+]
 
 SECRET = "bench-secret"
 SINK_PATH = "/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
@@ -48,6 +69,8 @@ class E2EParams:
     timeout: float = 120.0
     """Longest wait for one system to deliver everything."""
     alertmanager: bool = True
+    workers: int | None = None
+    """``server.workers`` written into the relay's config; None leaves it unset (auto)."""
 
 
 FULL = E2EParams()
@@ -57,8 +80,8 @@ RELAY_CONFIG = """
 auth:
   secrets: ["{secret}"]
 store:
-  url: sqlite:///relay.db
-  sync: full
+  url: {store}
+  sync: {sync}
 channels:
   bench-slack:
     type: slack
@@ -113,43 +136,83 @@ def run(params: E2EParams = FULL) -> Result:
     return _report(params, systems)
 
 
-def _relay(params: E2EParams, work: Path, loader: Loader) -> dict[str, Any]:
+@dataclass
+class System:
+    """A system under test with its own sink: where to POST, what, with which headers."""
+
+    sink: Service
+    server: Service
+    template: Path
+    headers: dict[str, str]
+
+
+@contextlib.contextmanager
+def relay_system(work: Path, workers: int | None) -> Iterator[System]:
+    """The relay as e2e runs it (durable SQLite, one Slack channel at its own sink)."""
     with start_python("bench.sink", [], work, "relay-sink") as sink:
         config = work / "relay.yaml"
-        config.write_text(RELAY_CONFIG.format(secret=SECRET, sink=sink.url + SINK_PATH))
+        config.write_text(with_workers(relay_config(sink.url + SINK_PATH), workers))
         template = work / "event.json"
         template.write_bytes(sample_template())
         with start_relay(config, work) as relay:
-            return _drive(params, loader, sink, relay.url, template, {"X-Mosaic-Signature": SECRET})
+            yield System(sink, relay, template, {"X-Mosaic-Signature": SECRET})
 
 
-def _alertmanager(params: E2EParams, work: Path, loader: Loader) -> dict[str, Any]:
+@contextlib.contextmanager
+def alertmanager_system(work: Path) -> Iterator[System | str]:
+    """Alertmanager as e2e runs it, or why it cannot run."""
     if shutil.which(procs.ALERTMANAGER) is None:
-        return {"missing": f"{procs.ALERTMANAGER} is not installed"}
+        yield f"{procs.ALERTMANAGER} is not installed"
+        return
     with start_python("bench.sink", [], work, "am-sink") as sink:
         config = work / "alertmanager.yml"
         config.write_text(ALERTMANAGER_CONFIG.format(sink=sink.url + SINK_PATH))
         manager = start_alertmanager(config, work)
         if manager is None:
-            return {"missing": f"{procs.ALERTMANAGER} is not installed"}
+            yield f"{procs.ALERTMANAGER} is not installed"
+            return
         with manager:
             template = work / "alert.json"
             template.write_text(json.dumps(ALERT))
-            return _drive(params, loader, sink, manager.url + "/api/v2/alerts", template, {})
+            manager.url += "/api/v2/alerts"
+            yield System(sink, manager, template, {})
 
 
-def _drive(
+def _relay(params: E2EParams, work: Path, loader: Loader) -> dict[str, Any]:
+    with relay_system(work, params.workers) as system:
+        return drive(params, loader, system.sink, [system.server], system.template, system.headers)
+
+
+def _alertmanager(params: E2EParams, work: Path, loader: Loader) -> dict[str, Any]:
+    with alertmanager_system(work) as system:
+        if isinstance(system, str):
+            return {"missing": system}
+        return drive(params, loader, system.sink, [system.server], system.template, system.headers)
+
+
+def relay_config(sink_url: str, store: str = "sqlite:///relay.db", sync: str = "full") -> str:
+    """The e2e relay's config (no ``server:`` block: see ``with_workers``)."""
+    return RELAY_CONFIG.format(secret=SECRET, sink=sink_url, store=store, sync=sync)
+
+
+def drive(
     params: E2EParams,
     loader: Loader,
     sink: Service,
-    url: str,
+    servers: list[Service],
     template: Path,
     headers: dict[str, str],
 ) -> dict[str, Any]:
+    """POST ``params.events`` to ``servers`` (their connections spread over them), wait until the
+    sink holds them all; deliveries/s, latency, and CPU summed over every server's processes."""
     nonce = new_nonce()
+    processes = sum(server.processes() for server in servers)
+    cpu = sum(server.cpu_seconds() for server in servers)
+    urls = [server.url for server in servers]
     posted = post_all(
-        loader, url, template, params.events, params.connections, nonce, headers, params.timeout
-    )
+        loader, urls[0] if len(urls) == 1 else urls, template, params.events, params.connections,
+        nonce, headers, params.timeout,
+    )  # fmt: skip
     answered = {int(i): t for i, t, status in posted["answers"] if 200 <= status < 300}
     deadline = time.monotonic() + params.timeout
 
@@ -164,6 +227,8 @@ def _drive(
             "delivery",
             interval=0.05,
         )
+    cpu = sum(server.cpu_seconds() for server in servers) - cpu
+    processes = max(processes, sum(server.processes() for server in servers))
     arrivals = get_json(sink.url + "/-/arrivals")["arrivals"]
     accepted_at = {run_id(i, nonce): t for i, t in answered.items()}
     latencies = [at - accepted_at[rid] for at, rid in arrivals if rid in accepted_at]
@@ -178,6 +243,8 @@ def _drive(
         "seconds_to_all": elapsed if len(arrivals) >= len(answered) else float("nan"),
         "posting_seconds": posted["last_answer"] - posted["first_post"],
         "deliveries_per_s": len(arrivals) / elapsed if arrivals else 0.0,
+        "processes": processes,
+        "cpu_us_per_event": cpu * 1e6 / max(1, len(arrivals)),
         "latency_ms": {
             "p50": percentile(latencies, 50) * 1000,
             "p99": percentile(latencies, 99) * 1000,
@@ -190,17 +257,19 @@ def _report(params: E2EParams, systems: dict[str, dict[str, Any]]) -> Result:
     table = Table(
         f"e2e: {params.events:,} events → local Slack webhook sink "
         f"({params.connections} posting connections)",
-        ["system", "accepted", "delivered", "s to all", "deliveries/s", "p50 ms", "p99 ms"],
-    )
+        ["system", "processes", "accepted", "delivered", "s to all", "deliveries/s", "p50 ms",
+         "p99 ms", "CPU µs/event"],
+    )  # fmt: skip
     for name, figures in systems.items():
         if "missing" in figures:
-            table.add(name, "—", "—", "—", "—", "—", "—")
+            table.add(name, *["—"] * 8)
             table.notes.append(f"{name}: not measured, {figures['missing']}.")
             continue
         lat = figures["latency_ms"]
         table.add(
-            name, figures["accepted"], figures["delivered"], figures["seconds_to_all"],
-            figures["deliveries_per_s"], lat["p50"], lat["p99"],
+            name, figures["processes"], figures["accepted"], figures["delivered"],
+            figures["seconds_to_all"], figures["deliveries_per_s"], lat["p50"], lat["p99"],
+            figures["cpu_us_per_event"],
         )  # fmt: skip
         if figures["matched"] < figures["delivered"]:
             table.notes.append(
@@ -209,7 +278,13 @@ def _report(params: E2EParams, systems: dict[str, dict[str, Any]]) -> Result:
             )
     relay = systems["relay"]
     manager = systems.get("alertmanager")
-    data: dict[str, Any] = {"params": asdict(params), "systems": systems}
+    table.notes.append(
+        f"Relay processes: {processes_label(relay['processes'])}; CPU is summed over them "
+        "(the sink's is not counted)."
+    )
+    data: dict[str, Any] = {
+        "params": asdict(params), "systems": systems, "relay_processes": relay["processes"]
+    }  # fmt: skip
     result = Result("e2e", [table], data)
     if manager is None or "missing" in manager:
         why = "not run" if manager is None else manager["missing"]
@@ -218,7 +293,7 @@ def _report(params: E2EParams, systems: dict[str, dict[str, Any]]) -> Result:
         return result
     ratio = relay["deliveries_per_s"] / manager["deliveries_per_s"]
     data["ratio"] = ratio
-    table.add("relay/Alertmanager", "", "", "", f"{ratio:.2f}×", "", "")
+    table.add("relay/Alertmanager", "", "", "", "", f"{ratio:.2f}×", "", "", "")
     result.target(
         "e2e deliveries/s vs Alertmanager", "≥ 1× (stretch 2×)", f"{ratio:.2f}×", ratio >= 1.0
     )

@@ -3,8 +3,8 @@
 ``python -m bench.hostile [--quick]`` starts ``relay serve`` with many file channels and sends:
 
 - a ``RUN_PROGRESS`` with ``{"completed": -100000000, "failed": 100000001}`` (and one with
-  ``-10**15``), routed to one channel: the answer, RSS before and after (``VmRSS``; ``VmHWM`` is the peak), what became
-  of its deliveries;
+  ``-10**15``), routed to one channel: the answer, RSS before and after (``VmRSS``; ``VmHWM`` is the
+  peak; each summed over the relay's processes), what became of its deliveries;
 - a ~700 KB event with 20,000 ``updated_nodes``, delivered to every channel;
 - the same body to ``POST /api/route-test``;
 - 25 unsigned clients that each declare a 1,000-byte body and send one byte of it (more than
@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.common import Result, Table
-from bench.procs import proc_status_kib, start_relay, wait_until
+from bench.procs import start_relay, wait_until
 
 __all__ = ["FULL", "QUICK", "HostileParams", "big_event", "negative_counts_event", "run"]
 
@@ -218,7 +218,7 @@ def _negative(params: HostileParams, relay: Any, client: Client) -> dict[str, An
     figures: dict[str, Any] = {}
     for name, completed in (("minus_1e8", -100_000_000), ("minus_1e15", -(10**15))):
         before = client.counts()
-        rss = proc_status_kib(relay.pid, "VmRSS")
+        rss = relay.status_kib("VmRSS")[0]
         with HealthPoller(client.base, params.poll_interval) as poller:
             status, answer = client.post_event(
                 negative_counts_event(f"neg-{name}", completed, -completed + 1)
@@ -229,8 +229,8 @@ def _negative(params: HostileParams, relay: Any, client: Client) -> dict[str, An
             "status": status,
             "error": answer.get("error") if isinstance(answer, dict) else None,
             "rss_before_mib": rss / 1024,
-            "rss_after_mib": proc_status_kib(relay.pid, "VmRSS") / 1024,
-            "peak_rss_mib": proc_status_kib(relay.pid, "VmHWM") / 1024,
+            "rss_after_mib": relay.status_kib("VmRSS")[0] / 1024,
+            "peak_rss_mib": relay.status_kib("VmHWM")[0] / 1024,
             "healthz_max_ms": poller.slowest(),
             "deliveries": _outcome(client, before),
         }

@@ -8,6 +8,11 @@ Per round: requests/s at saturation (closed loop), then answer latency at a fixe
 The relay's only channel points at a listener that never answers, so its delivery workers sit on
 hung sends and the dispatcher does no work: this measures acceptance alone (signature, parsing,
 validation, routing, durable store, answer). Delivery is the e2e benchmark's business.
+
+The relay runs as many processes as its config says (``server.workers``, unset by default); the
+target compares it with the one-process bare handler. When the relay ran N > 1 workers, a bare
+handler in N processes on one port (``SO_REUSEPORT``) is measured too, as an extra column. CPU is
+summed over each server's processes.
 """
 
 from __future__ import annotations
@@ -21,9 +26,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, Table, percentile, sample_template
+from bench.common import (
+    Result,
+    Table,
+    percentile,
+    processes_label,
+    sample_template,
+    with_workers,
+)
 from bench.load import Loader, closed_loop, open_loop
-from bench.procs import Service, launch_python, launch_relay
+from bench.procs import Service, launch_python, launch_relay, start_python
 
 __all__ = ["FULL", "QUICK", "IngestParams", "run"]
 
@@ -40,6 +52,10 @@ class IngestParams:
     open_seconds: float = 4.0
     warmup_seconds: float = 1.0
     loader: str = "auto"
+    workers: int | None = None
+    """``server.workers`` written into the relay's config; None leaves it unset (auto)."""
+    bare_processes: int = 0
+    """Processes of the extra bare handler; 0: as many as the relay's workers (none if one)."""
 
 
 FULL = IngestParams()
@@ -84,15 +100,25 @@ def run(params: IngestParams = FULL) -> Result:
             parked.listen(64)
             config = work / "relay.yaml"
             port = parked.getsockname()[1]
-            config.write_text(RELAY_CONFIG.format(secret=SECRET, port=port))
+            text = RELAY_CONFIG.format(secret=SECRET, port=port)
+            config.write_text(with_workers(text, params.workers))
             with contextlib.ExitStack() as stack:
                 relay = stack.enter_context(launch_relay(config, work))
                 bare = stack.enter_context(launch_python("bench.bare", [], work, "bare"))
                 relay.ready()
                 bare.ready()
-                rounds = _measure(params, work, {"relay": relay, "bare": bare})
+                targets = {"relay": relay, "bare": bare}
+                processes = relay.processes()
+                many = params.bare_processes or max(1, processes - 1)
+                if many > 1:
+                    argv = ["--processes", str(many)]
+                    targets["bare_n"] = stack.enter_context(
+                        start_python("bench.bare", argv, work, "bare-n")
+                    )
+                rounds = _measure(params, work, targets)
+                processes = max(processes, relay.processes())
                 stored = _stored_events(work / "relay.db")
-    return _report(params, rounds, stored)
+    return _report(params, rounds, stored, processes, many)
 
 
 def _measure(params: IngestParams, work: Path, targets: dict[str, Service]) -> list[Any]:
@@ -111,16 +137,25 @@ def _measure(params: IngestParams, work: Path, targets: dict[str, Service]) -> l
         order = names if number % 2 == 0 else names[::-1]
         entry: dict[str, Any] = {"round": number + 1, "order": order, "loader": loader.label}
         for name in order:
-            entry[f"{name}_saturation"] = closed_loop(
+            cpu = targets[name].cpu_seconds()
+            entry[f"{name}_saturation"] = figures = closed_loop(
                 loader, targets[name].url, template, SECRET, params.connections,
                 params.saturation_seconds,
             )  # fmt: skip
+            cpu = targets[name].cpu_seconds() - cpu
+            figures["cpu_us_per_request"] = cpu * 1e6 / max(1, figures["requests"])
         for name in order:
+            if name == "bare_n":
+                continue
             entry[f"{name}_open"] = open_loop(
                 loader, targets[name].url, template, SECRET, params.rate, params.open_seconds
             )
         rounds.append(entry)
     return rounds
+
+
+def _label(name: str, many: int) -> str:
+    return f"bare ×{many}" if name == "bare_n" else name
 
 
 def _stored_events(db: Path) -> int:
@@ -129,25 +164,56 @@ def _stored_events(db: Path) -> int:
     return count
 
 
-def _report(params: IngestParams, rounds: list[Any], stored: int) -> Result:
+def _report(
+    params: IngestParams, rounds: list[Any], stored: int, processes: int, many: int
+) -> Result:
     loader = rounds[0]["loader"] if rounds else "?"
+    extra = "bare_n_saturation" in rounds[0] if rounds else False
+    columns = ["round", "order", "relay req/s", "bare req/s", "relay/bare"]
+    if extra:
+        columns += [f"bare ×{many} req/s", f"relay/bare ×{many}"]
+    columns += ["relay CPU µs/req", "bare CPU µs/req", "relay p99 ms", "errors"]
     sat = Table(
-        f"ingest: requests/s at saturation ({params.connections} connections, {loader})",
-        ["round", "order", "relay req/s", "bare req/s", "relay/bare", "relay p99 ms", "errors"],
+        f"ingest: requests/s at saturation ({params.connections} connections, {loader})", columns
     )
-    ratios = []
+    ratios, ratios_n = [], []
     for entry in rounds:
         relay, bare = entry["relay_saturation"], entry["bare_saturation"]
         ratio = relay["rps"] / bare["rps"] if bare["rps"] else float("nan")
         ratios.append(ratio)
-        sat.add(
-            entry["round"], " → ".join(entry["order"]), relay["rps"], bare["rps"],
-            f"{ratio:.0%}", relay["p99_ms"], relay["errors"] + bare["errors"],
-        )  # fmt: skip
+        cells: list[object] = [
+            entry["round"], " → ".join(_label(n, many) for n in entry["order"]), relay["rps"],
+            bare["rps"], f"{ratio:.0%}",
+        ]  # fmt: skip
+        errors = relay["errors"] + bare["errors"]
+        if extra:
+            other = entry["bare_n_saturation"]
+            ratio_n = relay["rps"] / other["rps"] if other["rps"] else float("nan")
+            ratios_n.append(ratio_n)
+            cells += [other["rps"], f"{ratio_n:.0%}"]
+            errors += other["errors"]
+        cells += [relay["cpu_us_per_request"], bare["cpu_us_per_request"], relay["p99_ms"], errors]
+        sat.add(*cells)
     relay_rps = statistics.median(e["relay_saturation"]["rps"] for e in rounds)
     bare_rps = statistics.median(e["bare_saturation"]["rps"] for e in rounds)
     ratio = statistics.median(ratios)
-    sat.add("median", "", relay_rps, bare_rps, f"{ratio:.0%}", "", "")
+    median: list[object] = ["median", "", relay_rps, bare_rps, f"{ratio:.0%}"]
+    bare_n_rps = ratio_n = None
+    if extra:
+        bare_n_rps = statistics.median(e["bare_n_saturation"]["rps"] for e in rounds)
+        ratio_n = statistics.median(ratios_n)
+        median += [bare_n_rps, f"{ratio_n:.0%}"]
+    cpu = {
+        name: statistics.median(e[f"{name}_saturation"]["cpu_us_per_request"] for e in rounds)
+        for name in ("relay", "bare")
+    }
+    sat.add(*median, cpu["relay"], cpu["bare"], "", "")
+    sat.notes.append(
+        f"Relay processes: {processes_label(processes)}; bare: 1 process"
+        + (f"; bare ×{many}: {many} processes on one port (SO_REUSEPORT)." if extra else ".")
+        + " CPU is summed over each server's processes. The target compares the relay with the"
+        " one-process bare handler."
+    )
     if not loader.startswith("wrk"):
         sat.notes.append(
             "Without wrk, the Python generator may be what saturates first (near 10k req/s on "
@@ -191,10 +257,13 @@ def _report(params: IngestParams, rounds: list[Any], stored: int) -> Result:
     data = {
         "params": asdict(params),
         "loader": loader,
+        "relay_processes": processes,
         "rounds": rounds,
         "relay_rps": relay_rps,
         "bare_rps": bare_rps,
         "ratio": ratio,
+        "bare_n": {"processes": many, "rps": bare_n_rps, "ratio": ratio_n} if extra else None,
+        "cpu_us_per_request": cpu,
         "open_loop": pooled,
         "stored_events": stored,
     }

@@ -19,7 +19,7 @@ from typing import Any
 from bench.common import PLACEHOLDER, new_nonce
 from bench.procs import child_env
 
-__all__ = ["Loader", "closed_loop", "open_loop", "post_all"]
+__all__ = ["OPEN_WORKER", "Loader", "closed_loop", "open_loop", "post_all"]
 
 _WRK_SCRIPT = """
 local pre, post, nonce, path, headers
@@ -60,6 +60,8 @@ function done(summary, latency, requests)
 end
 """.replace("PLACEHOLDER", PLACEHOLDER)
 
+OPEN_WORKER = 0x200
+"""The ``worker`` part of the run ids the open-loop generator sends."""
 LOADGEN_GRACE = 30.0
 """How long past its own duration a load process may run before it is killed."""
 
@@ -155,13 +157,22 @@ def _wrk(
 
 
 def open_loop(
-    loader: Loader, url: str, template: Path, secret: str, rate: float, duration: float
+    loader: Loader,
+    url: str,
+    template: Path,
+    secret: str | None,
+    rate: float,
+    duration: float,
+    *,
+    nonce: str | None = None,
+    answers: bool = False,
 ) -> dict[str, Any]:
-    """A fixed offered rate; latency from each request's intended send time."""
+    """A fixed offered rate; latency from each request's intended send time. Request ``i`` carries
+    run id ``run_id(i, nonce, OPEN_WORKER)``; ``answers``: also when each was answered."""
     spec = {
-        "mode": "open", "url": url, "template": str(template), "nonce": new_nonce(),
-        "worker": 0x200, "headers": {"X-Mosaic-Signature": secret},
-        "rate": rate, "duration": duration, "max_conns": 256,
+        "mode": "open", "url": url, "template": str(template), "nonce": nonce or new_nonce(),
+        "worker": OPEN_WORKER, "headers": {"X-Mosaic-Signature": secret} if secret else {},
+        "rate": rate, "duration": duration, "max_conns": 256, "answers": answers,
     }  # fmt: skip
     proc, out = _spawn(loader, spec)
     result: dict[str, Any] = _finish(proc, out, duration + LOADGEN_GRACE)
@@ -170,7 +181,7 @@ def open_loop(
 
 def post_all(
     loader: Loader,
-    url: str,
+    url: str | list[str],
     template: Path,
     count: int,
     connections: int,
@@ -178,9 +189,11 @@ def post_all(
     headers: dict[str, str],
     timeout: float,
 ) -> dict[str, Any]:
-    """``count`` requests as fast as answered; when each was answered (monotonic clock)."""
+    """``count`` requests as fast as answered; when each was answered (monotonic clock). Several
+    URLs: the connections are spread over them, round robin."""
+    where = {"url": url} if isinstance(url, str) else {"urls": url}
     spec = {
-        "mode": "post", "url": url, "template": str(template), "nonce": nonce,
+        "mode": "post", **where, "template": str(template), "nonce": nonce,
         "headers": headers, "count": count, "connections": connections,
     }  # fmt: skip
     proc, out = _spawn(loader, spec)

@@ -6,8 +6,10 @@ Modes (``spec["mode"]``):
 - ``open``: ``rate`` requests/s on a fixed schedule for ``duration`` seconds; each latency is
   timed from the request's *intended* send time, so a stalled server cannot hide its queue
   (no coordinated omission). New connections are opened when all are busy, up to ``max_conns``.
+  With ``answers: true`` it also records when each was answered, as ``post`` does.
 - ``post``: ``count`` requests over ``connections`` connections as fast as answered; records when
-  each was answered (``time.monotonic()``, comparable with the sink's clock).
+  each was answered (``time.monotonic()``, comparable with the sink's clock). ``urls`` (instead
+  of ``url``) spreads the connections over several servers, round robin.
 
 Every request body is the template with ``@RUN_ID@`` replaced by a distinct run id. The client is
 a minimal HTTP/1.1 keep-alive client on asyncio streams: a fraction of aiohttp's client cost per
@@ -172,12 +174,15 @@ class _Pool:
         return await self.idle.get()
 
 
-async def open_loop(target: Target, rate: float, duration: float, max_conns: int) -> Any:
+async def open_loop(
+    target: Target, rate: float, duration: float, max_conns: int, keep_answers: bool = False
+) -> Any:
     pool = _Pool(target, max_conns)
     await pool.fill(8)
     total = max(1, int(rate * duration))
     latencies = [math.nan] * total
     lags = [math.nan] * total
+    answers: list[list[float]] = []
     statuses: Counter[int] = Counter()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -185,7 +190,9 @@ async def open_loop(target: Target, rate: float, duration: float, max_conns: int
         lags[index] = time.monotonic() - intended
         conn = await pool.get()
         conn, status = await _send(target, conn, index)
-        latencies[index] = time.monotonic() - intended
+        answered = time.monotonic()
+        latencies[index] = answered - intended
+        answers.append([index, answered, status])
         statuses[status] += 1
         pool.idle.put_nowait(conn)
 
@@ -208,6 +215,7 @@ async def open_loop(target: Target, rate: float, duration: float, max_conns: int
                 await asyncio.gather(*tasks)
     answered = [x for x in latencies if not math.isnan(x)]
     return {
+        **({"answers": answers} if keep_answers else {}),
         "rate": rate,
         "sent": total,
         "answered": len(answered),
@@ -219,20 +227,21 @@ async def open_loop(target: Target, rate: float, duration: float, max_conns: int
     }
 
 
-async def post_all(target: Target, count: int, connections: int) -> Any:
+async def post_all(targets: list[Target], count: int, connections: int) -> Any:
     indexes = iter(range(count))
     answers: list[list[float]] = []
-    conns = [await Connection.open(target) for _ in range(min(connections, count))]
+    assigned = [targets[i % len(targets)] for i in range(min(connections, count))]
+    conns = [await Connection.open(target) for target in assigned]
     first = time.monotonic()
 
-    async def worker(conn: Connection | None) -> None:
+    async def worker(target: Target, conn: Connection | None) -> None:
         for index in indexes:
             conn, status = await _send(target, conn, index)
             answers.append([index, time.monotonic(), status])
         if conn is not None:
             conn.close()
 
-    await asyncio.gather(*(worker(c) for c in conns))
+    await asyncio.gather(*(worker(t, c) for t, c in zip(assigned, conns, strict=True)))
     return {"first_post": first, "last_answer": time.monotonic(), "answers": answers}
 
 
@@ -249,16 +258,22 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 
 
 async def run(spec: dict[str, Any]) -> Any:
-    target = Target.from_spec(spec)
     mode = spec["mode"]
+    if mode == "post" and "urls" in spec:
+        targets = [Target.from_spec({**spec, "url": url}) for url in spec["urls"]]
+        return await post_all(targets, spec["count"], spec["connections"])
+    target = Target.from_spec(spec)
     if mode == "closed":
         return await closed_loop(
             target, spec["connections"], spec["duration"], spec.get("start_at", 0.0)
         )
     if mode == "open":
-        return await open_loop(target, spec["rate"], spec["duration"], spec.get("max_conns", 256))
+        return await open_loop(
+            target, spec["rate"], spec["duration"], spec.get("max_conns", 256),
+            bool(spec.get("answers")),
+        )  # fmt: skip
     if mode == "post":
-        return await post_all(target, spec["count"], spec["connections"])
+        return await post_all([target], spec["count"], spec["connections"])
     raise ValueError(f"unknown mode {mode!r}")
 
 

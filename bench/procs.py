@@ -1,7 +1,9 @@
 """The processes a benchmark runs: the relay, the bare handler, the Slack sink, Alertmanager.
 
 Each is a child process with its output in the work folder, started with a deadline and stopped
-(terminate, then kill) when the benchmark leaves its ``with`` block.
+(terminate, then kill) when the benchmark leaves its ``with`` block. A service may start processes
+of its own (the relay's workers, ``bench.bare --processes N``): its CPU and memory are summed over
+all of them, and any of them still running after it stopped is killed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bench import ptree
 from bench.common import closed_port
 
 __all__ = [
@@ -28,7 +32,6 @@ __all__ = [
     "get_json",
     "launch_python",
     "launch_relay",
-    "proc_status_kib",
     "start_alertmanager",
     "start_python",
     "start_relay",
@@ -70,14 +73,6 @@ def wait_until(check: Any, timeout: float, what: str, interval: float = 0.02) ->
         time.sleep(interval)
 
 
-def proc_status_kib(pid: int, field: str) -> int:
-    """A ``kB`` line of /proc/PID/status, e.g. ``VmHWM`` (peak RSS) or ``VmRSS``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 class Service:
     """A child process whose stdout/stderr go to files named after it in ``work``."""
 
@@ -92,6 +87,23 @@ class Service:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def tree(self) -> list[ptree.Proc]:
+        """This process and every live process it started."""
+        return ptree.tree(self.pid, zombies=False)
+
+    def processes(self) -> int:
+        return len(self.tree())
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far, summed over this process and every process it started."""
+        return ptree.cpu_seconds(self.pid)
+
+    def status_kib(self, field: str, file: str = "status") -> tuple[int, int]:
+        """A ``/proc/PID/status`` figure (``VmRSS``, ``VmHWM``; ``Pss`` from ``smaps_rollup``)
+        summed over the tree, and over how many processes."""
+        procs = self.tree()
+        return ptree.status_kib(procs, field, file), len(procs)
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -115,6 +127,7 @@ class Service:
         return self
 
     def stop(self) -> None:
+        started = ptree.tree(self.pid)[1:]
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -122,6 +135,8 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=15)
+        # What it started should have stopped with it: if not, nothing else will stop it.
+        ptree.kill_all(started, signal.SIGKILL)
 
     def __enter__(self) -> Service:
         return self

@@ -7,12 +7,15 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+import bench.__main__ as cli
 from bench import e2e, ingest, memory, procs, routing
 from bench.__main__ import main
-from bench.common import run_id, sample_template
+from bench.common import run_id, sample_template, with_workers
 from bench.load import Loader, closed_loop
 from bench.procs import ALERTMANAGER, start_python
 
@@ -20,14 +23,22 @@ from bench.procs import ALERTMANAGER, start_python
 def test_ingest_tiny() -> None:
     params = ingest.IngestParams(
         rounds=1, saturation_seconds=0.3, connections=2, rate=100, open_seconds=0.3,
-        warmup_seconds=0, loader="python",
+        warmup_seconds=0, loader="python", bare_processes=2,
     )  # fmt: skip
     result = ingest.run(params)
     data = result.data
     (entry,) = data["rounds"]
-    for name in ("relay", "bare"):
+    assert data["relay_processes"] >= 1
+    for name in ("relay", "bare", "bare_n"):
         assert entry[f"{name}_saturation"]["rps"] > 0
         assert entry[f"{name}_saturation"]["errors"] == 0
+        assert entry[f"{name}_saturation"]["cpu_us_per_request"] >= 0
+    assert entry["relay_saturation"]["cpu_us_per_request"] > 0
+    # The extra column: the bare handler in as many processes; the target stays one process.
+    assert data["bare_n"]["processes"] == 2
+    assert "bare ×2 req/s" in result.tables[0].columns
+    assert "bare ×2: 2 processes on one port" in result.render()
+    for name in ("relay", "bare"):
         assert data["open_loop"][name]["answered"] == data["open_loop"][name]["sent"] == 30
         assert data["open_loop"][name]["non_2xx"] == 0
     # Every relay answer was a durable write of a new event.
@@ -55,6 +66,8 @@ def test_e2e_tiny() -> None:
     relay = systems["relay"]
     assert relay["accepted"] == relay["delivered"] == relay["matched"] == 12
     assert relay["latency_ms"]["p50"] > 0
+    assert relay["processes"] == result.data["relay_processes"] >= 1
+    assert relay["cpu_us_per_event"] > 0
     (target,) = result.targets
     if shutil.which(ALERTMANAGER) is None:
         assert "not installed" in systems["alertmanager"]["missing"]
@@ -77,6 +90,7 @@ def test_e2e_says_so_when_alertmanager_is_missing(
     relay = {
         "accepted": 3, "delivered": 3, "matched": 3, "seconds_to_all": 0.1,
         "deliveries_per_s": 30.0, "latency_ms": {"p50": 1.0, "p99": 2.0, "max": 2.0},
+        "processes": 3, "cpu_us_per_event": 900.0,
     }  # fmt: skip
     result = e2e._report(params, {"relay": relay, "alertmanager": missing})
     (target,) = result.targets
@@ -84,6 +98,7 @@ def test_e2e_says_so_when_alertmanager_is_missing(
     rendered = result.render()
     assert "alertmanager: not measured, no-such-alertmanager-binary is not installed." in rendered
     assert "| relay " in rendered and "30.00" in rendered
+    assert "Relay processes: 3 (supervisor + 2 workers)" in rendered
 
 
 def test_routing_tiny() -> None:
@@ -111,6 +126,34 @@ def test_memory_tiny() -> None:
     assert data["accepted"] == 60
     assert data["pending"] + data["job_states"].get("dead", 0) == 60
     assert data["peak_rss_mib"] >= data["idle_rss_mib"] > 0
+    assert data["processes"] == data["relay_processes"] >= 1
+    assert 0 < data["pss_mib"] <= data["rss_mib"] * 1.1
+    assert result.tables[0].columns[0] == "processes"
+
+
+def test_with_workers_sets_server_workers_only_when_asked() -> None:
+    text = e2e.relay_config("http://127.0.0.1:9/services/x")
+    assert with_workers(text, None) == text
+    assert "server" not in yaml.safe_load(text)
+    assert yaml.safe_load(with_workers(text, 3))["server"] == {"workers": 3}
+
+
+def test_workers_option_reaches_every_relay_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_run(names: Any, params: dict[str, Any], out: Path, echo: Any = print) -> list[Any]:
+        seen.update(params)
+        return []
+
+    monkeypatch.setattr(cli, "run_benches", fake_run)
+    monkeypatch.setattr(cli, "relay_knows_workers", lambda: True)
+    assert main(["all", "--quick", "--workers", "2"]) == 0
+    assert {name for name, p in seen.items() if getattr(p, "workers", None) == 2} == {
+        "ingest", "e2e", "memory"
+    }  # fmt: skip
+    monkeypatch.setattr(cli, "relay_knows_workers", lambda: False)
+    with pytest.raises(SystemExit):
+        main(["all", "--quick", "--workers", "2"])
 
 
 def test_cli_writes_json_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,6 +162,7 @@ def test_cli_writes_json_and_prints_the_table(capsys: pytest.CaptureFixture[str]
         document = json.loads((Path(out) / "routing.json").read_text())
     printed = capsys.readouterr().out
     assert "| routes" in printed and "### targets" in printed
+    assert "Relay processes (measured): none ran." in printed
     assert document["bench"] == "routing"
     assert document["machine"]["nproc"] >= 1
     assert not math.isnan(document["results"]["sizes"][0]["us_per_match"])
