@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, ingest, memory, routing
+from bench import e2e, ingest, latency, memory, replicas, routing
 from bench.common import (
     RESULTS_DIR,
     Result,
@@ -27,6 +27,8 @@ __all__ = ["BENCHES", "main", "run_benches"]
 BENCHES: dict[str, tuple[Callable[[Any], Result], Any, Any]] = {
     "ingest": (ingest.run, ingest.FULL, ingest.QUICK),
     "e2e": (e2e.run, e2e.FULL, e2e.QUICK),
+    "latency": (latency.run, latency.FULL, latency.QUICK),
+    "replicas": (replicas.run, replicas.FULL, replicas.QUICK),
     "routing": (routing.run, routing.FULL, routing.QUICK),
     "memory": (memory.run, memory.FULL, memory.QUICK),
 }
@@ -72,6 +74,8 @@ def describe_machine(workers: int | None = None) -> str:
 def processes_line(results: Sequence[Result]) -> str:
     """How many processes each relay ran, as measured (supervisor and workers together)."""
     ran = [f"{r.name} {r.data['relay_processes']}" for r in results if "relay_processes" in r.data]
+    if any(r.name == "replicas" and "rounds" in r.data for r in results):
+        ran.append("replicas 1 per relay")
     return "Relay processes (measured): " + (", ".join(ran) or "none ran") + "."
 
 
@@ -96,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers",
         type=_positive,
         metavar="N",
-        help="write server: {workers: N} into the relay configs of ingest, e2e and memory "
-        "(default: unset, so auto)",
+        help="write server: {workers: N} into the relay configs of ingest, e2e, latency and "
+        "memory (default: unset, so auto); replicas always run workers: 1",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = parser.parse_args(argv)

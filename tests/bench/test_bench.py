@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 import bench.__main__ as cli
-from bench import e2e, ingest, memory, procs, routing
+from bench import e2e, ingest, latency, memory, procs, replicas, routing
 from bench.__main__ import main
 from bench.common import run_id, sample_template, with_workers
 from bench.load import Loader, closed_loop
@@ -131,6 +132,33 @@ def test_memory_tiny() -> None:
     assert result.tables[0].columns[0] == "processes"
 
 
+def test_latency_tiny() -> None:
+    result = latency.run(
+        latency.LatencyParams(rate=20, seconds=0.5, timeout=20.0, alertmanager=False)
+    )
+    relay = result.data["systems"]["relay"]
+    assert relay["sent"] == relay["accepted"] == relay["delivered"] == relay["matched"] == 10
+    assert relay["delivered_ms"]["max"] >= relay["delivered_ms"]["p99"] >= 0
+    assert relay["processes"] >= 1
+    assert "| relay " in result.render()
+
+
+def test_replicas_tiny() -> None:
+    result = replicas.run(replicas.ReplicasParams(events=12, connections=4, rounds=1))
+    data = result.data
+    if "missing" in data:
+        assert os.environ.get("RELAY_REQUIRE_REDIS") != "1", data["missing"]
+        assert f"Not measured: {data['missing']}." in result.render()
+        return
+    (entry,) = data["rounds"]
+    for count in (1, 2):
+        run = entry[str(count)]
+        assert run["accepted"] == run["delivered"] == run["matched"] == 12
+        assert run["processes"] == count  # each replica runs one process
+    assert data["ratio"] > 0
+    assert "2 relays / 1" in result.tables[0].columns
+
+
 def test_with_workers_sets_server_workers_only_when_asked() -> None:
     text = e2e.relay_config("http://127.0.0.1:9/services/x")
     assert with_workers(text, None) == text
@@ -149,7 +177,7 @@ def test_workers_option_reaches_every_relay_config(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(cli, "relay_knows_workers", lambda: True)
     assert main(["all", "--quick", "--workers", "2"]) == 0
     assert {name for name, p in seen.items() if getattr(p, "workers", None) == 2} == {
-        "ingest", "e2e", "memory"
+        "ingest", "e2e", "latency", "memory"
     }  # fmt: skip
     monkeypatch.setattr(cli, "relay_knows_workers", lambda: False)
     with pytest.raises(SystemExit):
