@@ -1,16 +1,18 @@
 """Who may see the UI and call the API: the admin token, once per login, then a session cookie.
 
-A login (the admin token typed into a form) creates a random session id, kept in memory with an
-expiry and a CSRF token; the browser gets the id as an HttpOnly, SameSite=Strict cookie. The API
-accepts ``Authorization: Bearer <admin_token>`` or that cookie, and every cookie-authenticated
-POST must carry the session's CSRF token (``X-CSRF-Token`` header or ``csrf_token`` form field).
-A session also ends when the admin token changes. Without an admin token the UI does not exist.
+A login (the admin token typed into a form) creates a random session id, kept in the store (as
+its SHA-256) with an expiry and a CSRF token, so every worker and replica knows it; the browser
+gets the id as an HttpOnly, SameSite=Strict cookie. The API accepts ``Authorization: Bearer
+<admin_token>`` or that cookie, and every cookie-authenticated POST must carry the session's CSRF
+token (``X-CSRF-Token`` header or ``csrf_token`` form field). A session also ends when the admin
+token changes. Without an admin token the UI does not exist.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from relay.admin import (
     wrong_token,
 )
 from relay.runtime import Runtime
+from relay.store.base import Store
 
 __all__ = [
     "CSRF_FIELD",
@@ -59,59 +62,83 @@ class Session:
     token_digest: bytes
     """SHA-256 of the admin token it was opened with."""
 
+    def dumps(self) -> str:
+        return json.dumps(
+            {"csrf": self.csrf, "expires": self.expires, "token": self.token_digest.hex()}
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Session | None:
+        """None for anything this module did not write."""
+        try:
+            data = json.loads(text)
+            return cls(str(data["csrf"]), float(data["expires"]), bytes.fromhex(data["token"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
 
 class Sessions:
-    """Logged-in browsers, in memory (a restart logs everyone out). Keyed by the SHA-256 of the
-    session id, so the ids themselves are not kept."""
+    """Logged-in browsers, kept in the store so that every worker and replica sharing it knows
+    them (and a restart logs nobody out). The store holds the SHA-256 of each session id, never
+    the id. No cache: a logout or a token change is seen at once by every process.
+
+    ``limit`` bounds the sessions this process opened and that are still open (the oldest is
+    closed first); every session also ends after ``ttl``."""
 
     def __init__(
         self,
+        store: Store,
         *,
         ttl: float = SESSION_TTL,
         limit: int = MAX_SESSIONS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._store = store
         self._ttl = ttl
         self._limit = limit
         self._clock = clock
-        self._by_digest: dict[bytes, Session] = {}
+        self._opened: dict[str, None] = {}
+        """Keys of the sessions opened here and not closed, oldest first."""
 
-    def __len__(self) -> int:
-        return len(self._by_digest)
-
-    def open(self, token: bytes) -> tuple[str, Session]:
+    async def open(self, token: bytes) -> tuple[str, Session]:
         """A new session for a correct ``token``: its id (the cookie value) and the session."""
         now = self._clock()
-        self._expire(now)
-        while len(self._by_digest) >= self._limit:
-            del self._by_digest[next(iter(self._by_digest))]  # the oldest
+        while len(self._opened) >= self._limit:
+            await self._forget(next(iter(self._opened)))
         session_id = secrets.token_urlsafe(32)
         session = Session(secrets.token_urlsafe(32), now + self._ttl, _digest(token))
-        self._by_digest[_digest(session_id.encode())] = session
+        key = _key(session_id)
+        await self._store.put_session(key, session.dumps(), expires_at=session.expires)
+        self._opened[key] = None
         return session_id, session
 
-    def get(self, session_id: str | None, token: bytes) -> Session | None:
-        """The live session for this id, opened with the current ``token``."""
+    async def get(self, session_id: str | None, token: bytes) -> Session | None:
+        """The live session for this id, opened with the current ``token`` (one opened with
+        another token is closed)."""
         if not session_id:
             return None
-        key = _digest(session_id.encode("utf-8", "surrogateescape"))
-        session = self._by_digest.get(key)
+        key = _key(session_id)
+        text = await self._store.get_session(key, now=self._clock())
+        session = None if text is None else Session.loads(text)
         if session is None:
             return None
-        if session.expires <= self._clock() or not hmac.compare_digest(
-            session.token_digest, _digest(token)
-        ):
-            del self._by_digest[key]
+        if not hmac.compare_digest(session.token_digest, _digest(token)):
+            await self._forget(key)
             return None
         return session
 
-    def close(self, session_id: str | None) -> None:
+    async def close(self, session_id: str | None) -> None:
         if session_id:
-            self._by_digest.pop(_digest(session_id.encode("utf-8", "surrogateescape")), None)
+            await self._forget(_key(session_id))
 
-    def _expire(self, now: float) -> None:
-        for key in [k for k, s in self._by_digest.items() if s.expires <= now]:
-            del self._by_digest[key]
+    async def _forget(self, key: str) -> None:
+        await self._store.delete_session(key)
+        self._opened.pop(key, None)
+
+
+def _key(session_id: str) -> str:
+    """What the store keeps of a session id."""
+    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def current_token(runtime: Runtime) -> bytes:
@@ -144,7 +171,7 @@ async def api_session(
         if bearer_ok(request, token):
             return None
         raise refusal(wrong_token(request, runtime, limiter, "API"), "admin token required")
-    session = sessions.get(request.cookies.get(SESSION_COOKIE), token)
+    session = await sessions.get(request.cookies.get(SESSION_COOKIE), token)
     if session is None:
         raise web.HTTPUnauthorized(
             reason="admin token or UI session required", headers={"WWW-Authenticate": "Bearer"}

@@ -113,20 +113,19 @@ def _html(text: str, status: int = 200) -> web.Response:
     )
 
 
-def _session(request: web.Request) -> Session:
+async def _session(request: web.Request) -> Session:
     """The page's session; 404 when the UI is off, else a redirect to the login form."""
     state = request.app[UI]
     token = current_token(state.live.current)
-    session = state.sessions.get(request.cookies.get(SESSION_COOKIE), token)
+    session = await state.sessions.get(request.cookies.get(SESSION_COOKIE), token)
     if session is None:
         raise web.HTTPSeeOther(f"/ui/login?{urlencode({'next': request.path_qs})}")
     return session
 
 
 async def _page(
-    request: web.Request, template: str, page: str, title: str, **context: Any
+    request: web.Request, session: Session, template: str, page: str, title: str, **context: Any
 ) -> web.Response:
-    session = _session(request)
     state = request.app[UI]
     text = TEMPLATES.get_template(template).render(
         page=page,
@@ -142,7 +141,7 @@ async def _page(
 
 
 async def index(request: web.Request) -> web.Response:
-    _session(request)
+    await _session(request)
     return _redirect("/ui/events")
 
 
@@ -150,7 +149,7 @@ async def login_form(request: web.Request) -> web.Response:
     state = request.app[UI]
     token = current_token(state.live.current)
     target = _safe_next(request.query.get("next"))
-    if state.sessions.get(request.cookies.get(SESSION_COOKIE), token) is not None:
+    if await state.sessions.get(request.cookies.get(SESSION_COOKIE), token) is not None:
         return _redirect(target)
     return _login_page(target)
 
@@ -173,7 +172,7 @@ async def login(request: web.Request) -> web.Response:
             page.headers["Retry-After"] = str(wait)
             return page
         return _login_page(target, "Wrong admin token.", 401)
-    session_id, session = state.sessions.open(token)
+    session_id, session = await state.sessions.open(token)
     response = _redirect(target)
     response.set_cookie(
         SESSION_COOKIE,
@@ -188,19 +187,19 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    session = _session(request)
+    session = await _session(request)
     form = await request.post()
     given = form.get(CSRF_FIELD)
     if not csrf_ok(given if isinstance(given, str) else None, session):
         raise web.HTTPForbidden(reason="missing or wrong CSRF token")
-    request.app[UI].sessions.close(request.cookies.get(SESSION_COOKIE))
+    await request.app[UI].sessions.close(request.cookies.get(SESSION_COOKIE))
     response = _redirect("/ui/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
 
 async def events_page(request: web.Request) -> web.Response:
-    _session(request)
+    session = await _session(request)
     state = request.app[UI]
     runtime = state.live.current
     query = {k: v for k, v in request.query.items() if k != "before" and v.strip()}
@@ -215,6 +214,7 @@ async def events_page(request: web.Request) -> web.Response:
             older = "?" + urlencode({**query, "before": records[-1].cursor})
     return await _page(
         request,
+        session,
         "events.html",
         "events",
         "Events",
@@ -231,7 +231,7 @@ async def events_page(request: web.Request) -> web.Response:
 
 
 async def event_page(request: web.Request) -> web.Response:
-    _session(request)
+    session = await _session(request)
     state = request.app[UI]
     record = await inspector(state).get_event(request.match_info["event_id"])
     if record is None:
@@ -239,13 +239,13 @@ async def event_page(request: web.Request) -> web.Response:
     detail = event_detail_json(state.live.current, record)
     payload = json.dumps(detail["payload"], indent=2, ensure_ascii=False, sort_keys=True)
     return await _page(
-        request, "event.html", "events", f"Event {record.event_id[:8]}",
+        request, session, "event.html", "events", f"Event {record.event_id[:8]}",
         event=detail, payload=payload,
     )  # fmt: skip
 
 
 async def dead_letters_page(request: web.Request) -> web.Response:
-    _session(request)
+    session = await _session(request)
     state = request.app[UI]
     limit = int_param(request, "limit", 100, low=1, high=1000) or 100
     jobs = await state.store.dead_letters(limit=limit)
@@ -253,12 +253,12 @@ async def dead_letters_page(request: web.Request) -> web.Response:
     runtime = state.live.current
     letters = [dead_letter_json(runtime, job, now) for job in jobs]
     return await _page(
-        request, "dead_letters.html", "dead", "Dead letters", letters=letters, limit=limit
+        request, session, "dead_letters.html", "dead", "Dead letters", letters=letters, limit=limit
     )
 
 
 async def route_test_page(request: web.Request) -> web.Response:
-    _session(request)
+    session = await _session(request)
     state = request.app[UI]
     prefill = ""
     event_id = request.query.get("event")
@@ -267,15 +267,15 @@ async def route_test_page(request: web.Request) -> web.Response:
         if record is not None and record.body is not None:
             prefill = json.dumps(json.loads(record.body), indent=2, ensure_ascii=False)
     return await _page(
-        request, "route_test.html", "route-test", "Route tester",
+        request, session, "route_test.html", "route-test", "Route tester",
         samples=sample_names(), prefill=prefill,
     )  # fmt: skip
 
 
 async def config_page(request: web.Request) -> web.Response:
-    _session(request)
+    session = await _session(request)
     return await _page(
-        request, "config.html", "config", "Config", config=config_json(request.app[UI])
+        request, session, "config.html", "config", "Config", config=config_json(request.app[UI])
     )
 
 

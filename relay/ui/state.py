@@ -34,9 +34,13 @@ class UiState:
     """The channels' background checks (None: switched off)."""
     last_reconcile: Callable[[], PassReport | None] = lambda: None
     """The last reconciliation pass with Mosaic's API this replica ran (None: none yet)."""
-    sessions: Sessions = field(default_factory=Sessions)
     refresh_seconds: float = 4.0
     """How often open pages refresh their counts and lists."""
+    sessions: Sessions = field(init=False)
+    """Dashboard logins, kept in ``store`` (shared by every process on it)."""
+
+    def __post_init__(self) -> None:
+        self.sessions = Sessions(self.store)
 
 
 UI = web.AppKey("relay-ui", UiState)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from relay.app import RELAY
+from relay.store import SQLiteStore
 from relay.ui.auth import Sessions
 from relay.ui.state import UI
 from tests.ui.conftest import (
@@ -46,43 +48,58 @@ class Clock:
 # --- units ---------------------------------------------------------------------------------------
 
 
-def test_a_session_expires() -> None:
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(tmp_path / "sessions.db", sync="normal")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_a_session_expires(store: SQLiteStore) -> None:
     clock = Clock()
-    sessions = Sessions(ttl=60, clock=clock)
-    session_id, session = sessions.open(b"token")
-    assert sessions.get(session_id, b"token") == session
+    sessions = Sessions(store, ttl=60, clock=clock)
+    session_id, session = await sessions.open(b"token")
+    assert await sessions.get(session_id, b"token") == session
     clock.now += 61
-    assert sessions.get(session_id, b"token") is None
-    assert len(sessions) == 0
+    assert await sessions.get(session_id, b"token") is None
 
 
-def test_a_session_ends_when_the_admin_token_changes() -> None:
-    sessions = Sessions()
-    session_id, _ = sessions.open(b"old")
-    assert sessions.get(session_id, b"new") is None
-    assert sessions.get(session_id, b"old") is None  # gone for good
+async def test_a_session_ends_when_the_admin_token_changes(store: SQLiteStore) -> None:
+    sessions = Sessions(store)
+    session_id, _ = await sessions.open(b"old")
+    assert await sessions.get(session_id, b"new") is None
+    assert await sessions.get(session_id, b"old") is None  # gone for good
 
 
-def test_unknown_and_closed_sessions_are_refused() -> None:
-    sessions = Sessions()
-    session_id, _ = sessions.open(b"t")
-    assert sessions.get("made-up", b"t") is None
-    assert sessions.get(None, b"t") is None
-    assert sessions.get("", b"t") is None
-    sessions.close(session_id)
-    assert sessions.get(session_id, b"t") is None
+async def test_unknown_and_closed_sessions_are_refused(store: SQLiteStore) -> None:
+    sessions = Sessions(store)
+    session_id, _ = await sessions.open(b"t")
+    assert await sessions.get("made-up", b"t") is None
+    assert await sessions.get(None, b"t") is None
+    assert await sessions.get("", b"t") is None
+    await sessions.close(session_id)
+    assert await sessions.get(session_id, b"t") is None
 
 
-def test_sessions_are_bounded_and_random() -> None:
-    sessions = Sessions(limit=3)
-    opened = [sessions.open(b"t") for _ in range(5)]
-    assert len(sessions) == 3
-    assert sessions.get(opened[0][0], b"t") is None
-    assert sessions.get(opened[-1][0], b"t") is not None
+async def test_sessions_are_bounded_and_random(store: SQLiteStore) -> None:
+    sessions = Sessions(store, limit=3)
+    opened = [await sessions.open(b"t") for _ in range(5)]
+    assert [await sessions.get(session_id, b"t") is not None for session_id, _ in opened] == [
+        False, False, True, True, True,
+    ]  # fmt: skip
     ids = {session_id for session_id, _ in opened}
     csrfs = {session.csrf for _, session in opened}
     assert len(ids) == len(csrfs) == 5
     assert all(len(value) >= 40 for value in ids | csrfs)
+
+
+async def test_what_the_store_holds_is_not_a_valid_session(store: SQLiteStore) -> None:
+    sessions = Sessions(store)
+    await store.put_session("k", "not json", expires_at=2e9)
+    await store.put_session(hashlib.sha256(b"x").hexdigest(), "{}", expires_at=2e9)
+    assert await sessions.get("k", b"t") is None
+    assert await sessions.get("x", b"t") is None
 
 
 # --- without an admin token ----------------------------------------------------------------------
@@ -290,7 +307,7 @@ async def test_a_form_post_may_carry_the_csrf_token_as_a_field(client: Client) -
 
 async def test_another_sessions_csrf_token_is_refused(client: Client) -> None:
     csrf = await login(client)
-    other = client.app[UI].sessions.open(ADMIN_TOKEN.encode())[1].csrf
+    other = (await client.app[UI].sessions.open(ADMIN_TOKEN.encode()))[1].csrf
     assert other != csrf
     answer = await client.post("/api/dead-letters/replay", headers={"X-CSRF-Token": other})
     assert answer.status == 403
