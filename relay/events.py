@@ -22,15 +22,14 @@ from typing import Annotated, Any
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Field,
-    ModelWrapValidatorHandler,
-    PrivateAttr,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
     StrictStr,
     ValidationError,
     ValidatorFunctionWrapHandler,
-    WrapValidator,
-    model_validator,
 )
+from pydantic_core import CoreSchema
+from pydantic_core import core_schema as cs
 
 __all__ = [
     "EVENT_SOURCES",
@@ -39,8 +38,10 @@ __all__ = [
     "MAX_NODE_COUNT",
     "RELAY_KEY",
     "TERMINAL_STATUSES",
+    "CappedList",
     "Event",
     "Input",
+    "Lenient",
     "NodeCounts",
     "OpenModel",
     "OptStr",
@@ -80,7 +81,9 @@ def lenient(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 
 def lenient_list(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """The first ``MAX_ITEMS`` items that validate (others are skipped); not a list reads as []."""
+    """The first ``MAX_ITEMS`` items that validate (others are skipped); not a list reads as [].
+    ``Capped`` does the same, calling Python only for lists that need it, and counts what it
+    leaves out."""
     if not isinstance(value, list):
         return []
     items = []
@@ -99,22 +102,64 @@ def describe_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def _length(value: Any) -> int:
-    return len(value) if isinstance(value, list) else 0
+class CappedList(list[Any]):
+    """A list the typed view cut: ``left_out`` items were not taken (``nested_left_out``: the
+    ``outputs`` of the updated nodes not taken). Only lists that lost items are one."""
+
+    left_out = 0
+    nested_left_out = 0
+
+
+def _left_out(value: Any) -> int:
+    return value.left_out if isinstance(value, CappedList) else 0
+
+
+def _nested_left_out(value: Any) -> int:
+    return value.nested_left_out if isinstance(value, CappedList) else 0
 
 
 def _node_outputs(node: Any) -> int:
-    return _length(node.get("outputs")) if isinstance(node, dict) else 0
+    outputs = node.get("outputs") if isinstance(node, dict) else None
+    return len(outputs) if isinstance(outputs, list) else 0
 
 
-def _left_out(data: dict[str, Any]) -> dict[str, int]:
-    """Per capped list, and for the outputs of all updated nodes: the items not taken."""
-    counts = {key: max(0, _length(data.get(key)) - MAX_ITEMS) for key in _CAPPED}
-    nodes = data.get("updated_nodes")
-    if isinstance(nodes, list):
-        kept = sum(max(0, _node_outputs(node) - MAX_ITEMS) for node in nodes[:MAX_ITEMS])
-        counts["node_outputs"] = kept + sum(map(_node_outputs, nodes[MAX_ITEMS:]))
-    return {key: count for key, count in counts.items() if count}
+def _cap(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A list too long, or with an item that does not validate: its first ``MAX_ITEMS`` items,
+    those that validate; not a list: []."""
+    if not isinstance(value, list):
+        return []
+    items = handler(value[:MAX_ITEMS])
+    if len(value) <= MAX_ITEMS:
+        return items
+    capped = CappedList(items)
+    capped.left_out = len(value) - MAX_ITEMS
+    capped.nested_left_out = sum(map(_node_outputs, value[MAX_ITEMS:]))
+    return capped
+
+
+def _capped_list(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    # A list of at most MAX_ITEMS items that all validate (nearly every list) is validated
+    # without calling Python; anything else goes to _cap, whose items that fail are omitted.
+    schema = handler(source)
+    if schema["type"] != "list":
+        raise TypeError(f"Capped annotates a list, not {source!r}")
+    items = schema.get("items_schema", cs.any_schema())
+    fast = cs.list_schema(items, max_length=MAX_ITEMS, strict=True)
+    skipping = cs.list_schema(cs.with_default_schema(items, on_error="omit"))
+    slow = cs.no_info_wrap_validator_function(_cap, skipping)
+    return cs.union_schema([fast, slow], mode="left_to_right")
+
+
+def _or_none(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    return cs.with_default_schema(handler(source), default=None, on_error="default")
+
+
+Lenient = GetPydanticSchema(_or_none)
+"""Annotation: a value with an unexpected shape reads as None instead of refusing the model
+(what ``WrapValidator(lenient)`` does, without calling Python)."""
+Capped = GetPydanticSchema(_capped_list)
+"""Annotation of a list: its first ``MAX_ITEMS`` items that validate (a ``CappedList`` when
+some were not taken); not a list reads as []."""
 
 
 class OpenModel(BaseModel):
@@ -124,23 +169,37 @@ class OpenModel(BaseModel):
 
 
 def _count(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Out of range (negative, too large) is an error; not a whole number at all reads as 0."""
+    """Not a whole number at all reads as 0; a number out of range (negative, too large) is
+    given back as is, for the check after it to refuse."""
     try:
         return handler(value)
     except ValidationError as exc:
         if any(error["type"] in _OUT_OF_RANGE for error in exc.errors()):
-            raise
+            return value
         return 0
 
 
-def _counts(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+def _count_schema(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    """A count: an int goes straight to the range check; any other value through ``_count``."""
+    checked = cs.int_schema(ge=0, le=MAX_NODE_COUNT)
+    read = cs.union_schema(
+        [cs.int_schema(strict=True), cs.no_info_wrap_validator_function(_count, checked)],
+        mode="left_to_right",
+    )
+    return cs.chain_schema([read, checked])
+
+
+def _counts_schema(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
     """An object is checked (its count errors reject the event); any other shape is dropped."""
-    return handler(value) if isinstance(value, dict) else None
+    objects_only = cs.with_default_schema(
+        cs.dict_schema(strict=True), default=None, on_error="default"
+    )
+    return cs.chain_schema([objects_only, handler(source)])
 
 
-OptStr = Annotated[str | None, WrapValidator(lenient)]
-OptInt = Annotated[int | None, WrapValidator(lenient)]
-Count = Annotated[int, Field(ge=0, le=MAX_NODE_COUNT), WrapValidator(_count)]
+OptStr = Annotated[str | None, Lenient]
+OptInt = Annotated[int | None, Lenient]
+Count = Annotated[int, GetPydanticSchema(_count_schema)]
 
 
 class NodeCounts(OpenModel):
@@ -170,7 +229,7 @@ class UpdatedNode(OpenModel):
     original_node_id: OptStr = None
     status: OptStr = None
     status_message: OptStr = None
-    outputs: Annotated[list[Output], WrapValidator(lenient_list)] = []
+    outputs: Annotated[list[Output], Capped] = []
 
 
 class Trigger(OpenModel):
@@ -190,28 +249,22 @@ class Event(OpenModel):
     agent_id: StrictStr
     run_id: StrictStr
     status: StrictStr
-    node_status_counts: Annotated[NodeCounts | None, WrapValidator(_counts)] = None
-    triggered_by: Annotated[Trigger | None, WrapValidator(lenient)] = None
+    node_status_counts: Annotated[NodeCounts | None, GetPydanticSchema(_counts_schema)] = None
+    triggered_by: Annotated[Trigger | None, Lenient] = None
     status_message: OptStr = None
-    inputs: Annotated[list[Input], WrapValidator(lenient_list)] = []
-    outputs: Annotated[list[Output], WrapValidator(lenient_list)] = []
-    updated_nodes: Annotated[list[UpdatedNode], WrapValidator(lenient_list)] = []
-    needs_credits: Annotated[bool | None, WrapValidator(lenient)] = None
-    errors: Annotated[list[Any], WrapValidator(lenient_list)] = []
-    _left_out: dict[str, int] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _count_left_out(cls, data: Any, handler: ModelWrapValidatorHandler[Event]) -> Event:
-        event = handler(data)
-        if isinstance(data, dict):
-            event._left_out = _left_out(data)
-        return event
+    inputs: Annotated[list[Input], Capped] = []
+    outputs: Annotated[list[Output], Capped] = []
+    updated_nodes: Annotated[list[UpdatedNode], Capped] = []
+    needs_credits: Annotated[bool | None, Lenient] = None
+    errors: Annotated[list[Any], Capped] = []
 
     def left_out(self, name: str) -> int:
         """How many items of list ``name`` (or ``node_outputs``: of all updated nodes' outputs)
         the typed view did not take."""
-        return self._left_out.get(name, 0)
+        if name == "node_outputs":
+            nodes = self.updated_nodes
+            return _nested_left_out(nodes) + sum(_left_out(node.outputs) for node in nodes)
+        return _left_out(getattr(self, name)) if name in _CAPPED else 0
 
     @property
     def trigger_type(self) -> str:
