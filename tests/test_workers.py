@@ -209,7 +209,11 @@ async def test_metrics_count_what_every_worker_did(
         for _ in range(6):  # whichever worker answers, the sum is the same
             async with session.get(metrics_url) as answer:
                 text = await answer.text()
-            totals.add(_sample(text, 'relay_webhooks_total{flag="RUN_PROGRESS",result="accepted"}'))
+            totals.add(
+                _sample(
+                    text, 'relay_webhooks_received_total{flag="RUN_PROGRESS",result="accepted"}'
+                )
+            )
     assert served == {1, 2}
     assert totals == {float(posts)}
 
