@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.metrics import mark_worker_dead
+
 __all__ = [
     "CONTROL_READY",
     "CONTROL_RELOADED",
@@ -243,10 +245,8 @@ class Supervisor:
 
     def _forget_metrics(self, pid: int) -> None:
         """Drop a gone worker's live gauges from the merged ``/metrics`` (its counts stay)."""
-        from prometheus_client import multiprocess
-
         with contextlib.suppress(OSError):
-            multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
+            mark_worker_dead(pid, self._metrics_dir)
 
 
 def _status(code: int) -> str:
