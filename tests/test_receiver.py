@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,16 +13,24 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from relay.app import RELAY, build_app
 from relay.config import ServerSettings, load_config
-from relay.receiver import SIGNATURE_HEADER, Receiver
+from relay.ingest import canonical_json
+from relay.receiver import MAX_INT_DIGITS, SIGNATURE_HEADER, Receiver, decode_event, parse_json
 from relay.routing import Router
 from relay.store import open_store
 from tests.conftest import BASE_CONFIG, SECRET, read_jsonl, sample, wait_until
 
 Client = TestClient[Any, web.Application]
 PATH = "/webhooks/mosaic"
+FUZZ = settings(
+    max_examples=int(os.environ.get("RELAY_FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @pytest.fixture
@@ -152,6 +161,7 @@ async def test_size_is_checked_before_signature(
         (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
         (b'{"a":' * 40 + b"1" + b"}" * 40, "nested deeper"),
         (b"", "not valid JSON"),
+        (b'\xef\xbb\xbf{"flag": "TEST"}', "BOM"),
     ],
 )
 async def test_bad_json_is_400(client: Client, body: bytes, fragment: str) -> None:
@@ -391,3 +401,59 @@ async def test_a_runs_end_is_deduplicated_by_run_status_and_counts(
     resumed = {**finished, "node_status_counts": {"completed": 8, "in_progress": 0, "failed": 0}}
     assert (await post(client, {**resumed, "status": "completed"})).status == 202
     await wait_until(lambda: len(read_jsonl(tmp_path / "deliveries.jsonl")) == 2)
+
+
+async def test_answers_are_the_json_they_always_were(client: Client) -> None:
+    def written(data: dict[str, Any]) -> bytes:
+        return json.dumps(data).encode()  # as web.json_response writes it
+
+    for body, status, outcome in [
+        (sample("run_progress"), 202, "accepted"),
+        (sample("run_progress"), 200, "duplicate"),
+        (sample("test"), 200, "ok"),
+    ]:
+        answer = await post(client, body)
+        assert answer.status == status
+        assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
+        event_id = (await answer.json())["event_id"]
+        assert await answer.read() == written({"status": outcome, "event_id": event_id})
+
+
+# --- the canonical bytes (stored, and hashed for dedup) ------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=1 - 10**MAX_INT_DIGITS, max_value=10**MAX_INT_DIGITS - 1)
+    | st.sampled_from([2**63, -(2**63) - 1, 2**64, 0, -1])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e16, 1e-5, -0.0, 1.5e-7, 5e-324, 1e300, 0.1, 123.0])
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(st.dictionaries(st.text(), json_values, max_size=4), st.booleans())
+def test_the_canonical_bytes_are_sorted_compact_utf8_json(
+    extra: dict[str, Any], ascii_body: bool
+) -> None:
+    payload = {**extra, "flag": "RUN_PROGRESS", "agent_id": "a", "run_id": "r", "status": "s"}
+    payload.pop("_relay", None)
+    body = json.dumps(payload, ensure_ascii=ascii_body).encode()
+    _, canonical = decode_event(body)
+    expected = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical == expected.encode() == canonical_json(parse_json(body))
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [(1.5e-7, b"1.5e-07"), (1e-5, b"1e-05"), (1e16, b"1e+16"), (-0.0, b"-0.0"), (2**64, None)],
+)
+def test_floats_and_big_integers_are_written_as_python_writes_them(
+    value: Any, written: bytes | None
+) -> None:
+    body = json.dumps({**sample("test"), "n": value, "t": "\u2028é\x7f"}).encode()
+    _, canonical = decode_event(body)
+    assert b'"n":' + (written or str(value).encode()) + b"," in canonical
