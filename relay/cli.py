@@ -42,12 +42,12 @@ from relay.workers import (
     CONTROL_READY,
     CONTROL_RELOADED,
     STOP_MARGIN_S,
-    Supervisor,
+    Plan,
     WorkerLink,
     can_share_port,
+    exec_supervisor,
     reserve_port,
     resolve_workers,
-    worker_command,
 )
 
 __all__ = ["main"]
@@ -100,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 _serve(loaded, args.host, args.port, watch=watch, workers=count, link=link)
             )
         if count > 1:
-            return asyncio.run(_supervise(loaded, args, count))
+            _become_supervisor(loaded, args, count)
         return asyncio.run(_serve(loaded, args.host, args.port, watch=watch))
     except CliError as exc:
         log.error("%s", exc)
@@ -182,16 +182,21 @@ async def _serve(
     return 0
 
 
-async def _supervise(loaded: LoadedConfig, args: argparse.Namespace, count: int) -> int:
-    """Check the store and the port once, start ``count`` workers, stop them on SIGTERM."""
+def _become_supervisor(loaded: LoadedConfig, args: argparse.Namespace, count: int) -> None:
+    """Check the store and the port once, then turn this process into the supervisor of
+    ``count`` workers (``relay.workers``); returns only by raising ``CliError``."""
     from relay.app import log_warnings
 
     log_warnings(loaded)
     config = loaded.config
-    try:
+
+    async def check_store() -> None:
         store = open_store(config.store.url, loaded.base_dir, sync=config.store.sync)
         await store.open()  # one clear refusal, and the schema made once, before any worker
         await store.close()
+
+    try:
+        asyncio.run(check_store())
     except StoreError as exc:
         raise CliError(f"cannot open the store: {exc}") from None
     host = args.host or config.server.host
@@ -200,38 +205,23 @@ async def _supervise(loaded: LoadedConfig, args: argparse.Namespace, count: int)
         reserved = reserve_port(host, port)
     except OSError as exc:
         raise CliError(_bind_failure(exc, host, port)) from None
-    with reserved:
-        bound = reserved.getsockname()
-        argv = ["serve", "-c", args.config, "--host", host, "--port", str(bound[1])]
-        argv += ["--log-format", args.log_format, "--workers", str(count)]
-        if args.no_watch:
-            argv.append("--no-watch")
-        supervisor = Supervisor(
-            functools.partial(worker_command, argv),
-            count,
+    bound = reserved.getsockname()
+    argv = ["serve", "-c", args.config, "--host", host, "--port", str(bound[1])]
+    argv += ["--log-format", args.log_format, "--workers", str(count)]
+    if args.no_watch:
+        argv.append("--no-watch")
+    exec_supervisor(
+        Plan(
+            port_fd=reserved.fileno(),
+            workers=count,
             stop_timeout=config.delivery.shutdown_grace + STOP_MARGIN_S,
+            url=f"http://{bound[0]}:{bound[1]}{config.server.path}",
+            config=loaded.source,
+            store=display_url(config.store.url),
+            log_format=args.log_format,
+            worker_argv=tuple(argv),
         )
-        if not await supervisor.start():
-            raise CliError("cannot start: a worker did not start (its error is logged above)")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, supervisor.reload_all)
-        url = f"http://{bound[0]}:{bound[1]}{config.server.path}"
-        store_url = display_url(config.store.url)
-        log.info(
-            "relay listening on %s (config %s, store %s, %d workers)",
-            url,
-            loaded.source,
-            store_url,
-            count,
-            extra={"url": url, "config": loaded.source, "store": store_url, "workers": count},
-        )
-        await stop.wait()
-        log.info("relay stopping: the workers finish their in-flight deliveries")
-        await supervisor.stop()
-    return 0
+    )
 
 
 def _bind_failure(exc: OSError, host: str, port: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -22,21 +23,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.metrics import mark_worker_dead
-
 __all__ = [
     "CONTROL_READY",
     "CONTROL_RELOADED",
     "METRICS_DIR_ENV",
+    "Plan",
     "Supervisor",
     "WorkerLink",
     "can_share_port",
+    "exec_supervisor",
+    "main",
     "reserve_port",
     "resolve_workers",
     "worker_command",
 ]
 
-log = logging.getLogger("relay.workers")
+log = logging.getLogger("relay")
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's multiprocess mode: where every worker writes its metrics."""
@@ -244,9 +246,13 @@ class Supervisor:
         shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     def _forget_metrics(self, pid: int) -> None:
-        """Drop a gone worker's live gauges from the merged ``/metrics`` (its counts stay)."""
+        """Drop a gone worker's live gauges from the merged ``/metrics`` (its counts stay).
+
+        prometheus-client itself, not ``relay.metrics``: this process stays small."""
+        from prometheus_client import multiprocess
+
         with contextlib.suppress(OSError):
-            mark_worker_dead(pid, self._metrics_dir)
+            multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
 
 
 def _status(code: int) -> str:
@@ -261,3 +267,88 @@ def _status(code: int) -> str:
 def worker_command(argv: Sequence[str], index: int) -> list[str]:
     """This interpreter running ``relay ARGV --worker INDEX``."""
     return [sys.executable, "-m", "relay", *argv, "--worker", str(index)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``relay serve`` decided before it became the supervisor (``exec_supervisor``)."""
+
+    port_fd: int
+    """The reserved port's socket (inherited across the exec)."""
+    workers: int
+    stop_timeout: float
+    url: str
+    config: str
+    store: str
+    log_format: str
+    worker_argv: tuple[str, ...]
+
+
+def exec_supervisor(plan: Plan) -> None:
+    """Replace this process (its pid stays, so do signals sent to it) with a fresh interpreter
+    that only supervises: the config, the store and the web stack stay out of its memory."""
+    os.set_inheritable(plan.port_fd, True)
+    argv = [sys.executable, "-m", "relay.workers", "--port-fd", str(plan.port_fd)]
+    argv += ["--workers", str(plan.workers), "--stop-timeout", str(plan.stop_timeout)]
+    argv += ["--url", plan.url, "--config", plan.config, "--store", plan.store]
+    argv += ["--log-format", plan.log_format, "--", *plan.worker_argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The supervisor process: ``python -m relay.workers`` as ``exec_supervisor`` starts it."""
+    import argparse
+
+    from relay.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog="relay serve")
+    parser.add_argument("--port-fd", type=int, required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--stop-timeout", type=float, required=True)
+    for name in ("--url", "--config", "--store", "--log-format"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("worker_argv", nargs="+")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_format)
+    reserved = socket.socket(fileno=args.port_fd)  # held, never listening, until we exit
+    with reserved:
+        return asyncio.run(_supervise(args))
+
+
+async def _supervise(args: Any) -> int:
+    supervisor = Supervisor(
+        functools.partial(worker_command, args.worker_argv),
+        args.workers,
+        stop_timeout=args.stop_timeout,
+    )
+    if not await supervisor.start():
+        log.error("cannot start: a worker did not start (its error is logged above)")
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, supervisor.reload_all)
+    log.info(
+        "relay listening on %s (config %s, store %s, %d workers)",
+        args.url,
+        args.config,
+        args.store,
+        args.workers,
+        extra={
+            "url": args.url,
+            "config": args.config,
+            "store": args.store,
+            "workers": args.workers,
+        },
+    )
+    await stop.wait()
+    log.info("relay stopping: the workers finish their in-flight deliveries")
+    await supervisor.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
