@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from relay.store.base import (
     AcceptResult,
@@ -48,6 +48,9 @@ from relay.store.base import (
 )
 from relay.store.sqlite_inspect import count_states, get_event, list_events
 from relay.store.sqlite_writer import Op, Writer
+
+if TYPE_CHECKING:
+    from relay.store.sqlite_turn import Turn
 
 __all__ = ["SQLiteStore", "SharedSQLiteStore"]
 
@@ -216,8 +219,8 @@ class SQLiteStore:
     async def open(self) -> None:
         if self._reader is not None:
             return
-        writer_conn, self._reader = await asyncio.to_thread(self._connect)
-        self._writer = Writer(writer_conn)
+        writer_conn, self._reader, turn = await asyncio.to_thread(self._connect)
+        self._writer = Writer(writer_conn, turn)
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
@@ -413,28 +416,35 @@ class SQLiteStore:
         with self._read_lock:
             reader.close()
 
-    def _connect(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    def _new_turn(self) -> Turn | None:
+        """How the writer waits for other processes' writers: SQLite's busy handler alone."""
+        return None
+
+    def _connect(self) -> tuple[sqlite3.Connection, sqlite3.Connection, Turn | None]:
         if not self.create and not self.path.is_file():
             raise StoreError(f"store {self.path} does not exist")
         writer: sqlite3.Connection | None = None
+        turn: Turn | None = None
         try:
             writer = self._connection()
             mode = _wal_mode(writer)
             if str(mode).lower() != "wal":
                 raise StoreError(f"store {self.path} cannot use WAL mode (got {mode})")
             writer.execute(f"PRAGMA synchronous = {self.sync.upper()}")
-            _create_schema(writer, self.path)
-            return writer, self._connection()
-        except sqlite3.Error as exc:
+            turn = self._new_turn()
+            _create_schema(writer, self.path, turn)
+            return writer, self._connection(), turn
+        except (sqlite3.Error, OSError, StoreError) as exc:
             if writer is not None:
                 writer.close()
+            if turn is not None:
+                turn.close()
+            if isinstance(exc, StoreError):
+                raise
+            reason = exc.strerror or exc if isinstance(exc, OSError) else exc
             raise StoreError(
-                f"cannot open store {self.path}: {exc}{_open_hint(self.path)}"
+                f"cannot open store {self.path}: {reason}{_open_hint(self.path)}"
             ) from None
-        except StoreError:
-            if writer is not None:
-                writer.close()
-            raise
 
     def _connection(self) -> sqlite3.Connection:
         target, uri = str(self.path), False
@@ -448,9 +458,14 @@ class SQLiteStore:
 
 
 class SharedSQLiteStore(SQLiteStore):
-    """``SQLiteStore`` for several processes on one file (workers): also ``SharedRateLimits``,
-    with the token buckets in the file. Each take is a write, so a lone process is better served
-    by its in-process buckets (``SQLiteStore``)."""
+    """``SQLiteStore`` for several processes on one file (workers): its writer takes turns with
+    theirs (``sqlite_turn``), and it is also ``SharedRateLimits``, with the token buckets in the
+    file. Each take is a write, so a lone process is better served by its in-process buckets."""
+
+    def _new_turn(self) -> Turn:
+        from relay.store.sqlite_turn import Turn  # POSIX only (flock), as are workers
+
+        return Turn(self.path)
 
     async def acquire_rate(self, key: str, per_second: float, burst: int, now: float) -> float:
         """Take a token from the bucket ``key`` shared by every process on the file: 0.0 when
@@ -495,7 +510,17 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
+def _create_schema(conn: sqlite3.Connection, path: Path, turn: Turn | None) -> None:
+    if turn is not None:
+        turn.take()
+    try:
+        _create_tables(conn, path)
+    finally:
+        if turn is not None:
+            turn.give()
+
+
+def _create_tables(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")

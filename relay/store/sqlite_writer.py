@@ -3,7 +3,8 @@
 It takes every write queued so far and runs them in ONE transaction (one commit, one fsync for
 the batch), first without a savepoint per write; should one fail, the batch is redone with a
 savepoint each, so that only the failing write is undone. Callers' futures are settled with one
-event-loop wake-up per batch.
+event-loop wake-up per batch. With a ``Turn`` (several processes on the file), each transaction
+waits for this writer's turn first.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.store.base import StoreError
+
+if TYPE_CHECKING:
+    from relay.store.sqlite_turn import Turn
 
 __all__ = ["MAX_BATCH", "Op", "Writer"]
 
@@ -62,8 +66,9 @@ def _settle_all(items: list[tuple[Any, ...]]) -> None:
 class Writer:
     """The thread that owns the write connection and commits queued writes in batches."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, turn: Turn | None = None) -> None:
         self._conn = conn
+        self._turn = turn
         self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._stopping = False
@@ -111,12 +116,29 @@ class Writer:
         finally:
             self._stopping = True
             self._conn.close()
+            if self._turn is not None:
+                self._turn.close()
             while not self._queue.empty():
                 op = self._queue.get_nowait()
                 if op is not None:
                     op.settle(None, StoreError("store is closed"))
 
     def _commit(self, ops: list[Op]) -> None:
+        if self._turn is None:
+            self._transaction(ops)
+            return
+        try:
+            self._turn.take()
+        except OSError as exc:
+            for op in ops:
+                op.settle(None, StoreError(f"store write failed: {exc}"))
+            return
+        try:
+            self._transaction(ops)
+        finally:
+            self._turn.give()
+
+    def _transaction(self, ops: list[Op]) -> None:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")

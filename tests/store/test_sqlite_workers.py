@@ -181,7 +181,7 @@ def test_connections_opening_a_fresh_file_at_once_all_succeed(tmp_path: Path) ->
             store = SQLiteStore(path, sync="normal")
             start.wait()
             try:
-                writer, reader = store._connect()
+                writer, reader, _ = store._connect()
             except StoreError as exc:
                 errors.append(str(exc))
             else:
