@@ -22,6 +22,7 @@ from relay.ingest import canonical_json
 from relay.receiver import MAX_INT_DIGITS, SIGNATURE_HEADER, Receiver, decode_event, parse_json
 from relay.routing import Router
 from relay.store import open_store
+from relay.store.base import StoreInspector
 from tests.conftest import BASE_CONFIG, SECRET, read_jsonl, sample, wait_until
 
 Client = TestClient[Any, web.Application]
@@ -379,7 +380,9 @@ async def test_a_relay_key_in_a_webhook_is_dropped_before_storing(client: Client
     spoofed = {**sample("run_progress"), "_relay": {"source": "reconciled"}}
     answer = await post(client, spoofed)
     assert answer.status == 202
-    stored = await client.app[RELAY].store.get_event((await answer.json())["event_id"])
+    store = client.app[RELAY].store
+    assert isinstance(store, StoreInspector)
+    stored = await store.get_event((await answer.json())["event_id"])
     assert stored is not None and stored.body is not None
     assert "_relay" not in json.loads(stored.body)
     # Without the key it is the same event: a duplicate of the spoofed one.
