@@ -1,7 +1,9 @@
 """The one place a delivery outcome is written down: the store's mark, the metric, the log line.
 
-Every delivery log line carries ``event_id``, ``run_id``, ``channel``, ``attempt`` and ``outcome``
-(logger ``relay.dispatch``); the metric is ``relay_deliveries`` by channel and outcome.
+A delivery is logged at DEBUG (nothing per event at INFO: the store, the dashboard and the
+metrics are the record), a retry at WARNING, a dead letter at ERROR. Every delivery log
+line carries ``event_id``, ``run_id``, ``channel``, ``attempt`` and ``outcome`` (logger
+``relay.dispatch``); the metric is ``relay_deliveries`` by channel and outcome.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class Recorder:
                 if self._metrics is not None:
                     latency = max(0.0, now - job.created_at)
                     self._metrics.delivery_latency.labels(job.channel).observe(latency)
-                log.info("delivered (%s)", note, extra=log_fields(job, "sent"))
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("delivered (%s)", note, extra=log_fields(job, "sent"))
             case Retry(at=at, counted=counted, reason=reason):
                 await self._store.mark_retry(
                     job.id, next_attempt_at=at, error=reason, now=now, count_attempt=counted

@@ -1,4 +1,4 @@
-"""``record``: each outcome's store mark, metric and log line, on a fake clock."""
+"""``record``: each outcome's store mark, metric and log line (deliveries at DEBUG), fake clock."""
 
 from __future__ import annotations
 
@@ -40,13 +40,13 @@ CASES: dict[str, tuple[Outcome, tuple[str, dict[str, Any]], str | None, tuple[in
         Sent(rendered="7"),
         ("mark_sent", {"job_id": "1", "now": NOW, "rendered": "7"}),
         "sent",
-        (logging.INFO, "delivered (sent)"),
+        (logging.DEBUG, "delivered (sent)"),
     ),
     "a card skipped": (
         Sent(note="skipped: card unchanged"),
         ("mark_sent", {"job_id": "1", "now": NOW, "rendered": None}),
         "sent",
-        (logging.INFO, "delivered (skipped: card unchanged)"),
+        (logging.DEBUG, "delivered (skipped: card unchanged)"),
     ),
     "counted retry": (
         Retry(NOW + 4, True, "HTTP 503"),
@@ -121,3 +121,11 @@ async def test_a_send_observes_the_time_since_acceptance() -> None:
     latency = {"channel": "a"}
     assert metrics.registry.get_sample_value("relay_delivery_latency_seconds_sum", latency) == 12
     assert metrics.registry.get_sample_value("relay_delivery_latency_seconds_count", latency) == 1
+
+
+async def test_nothing_is_logged_per_delivery_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder(cast(Store, MarkingStore()), clock=FakeClock(NOW), metrics=None)
+    caplog.set_level(logging.INFO, logger="relay.dispatch")
+    await recorder.record(make_job(), Sent(rendered="7"))
+    await recorder.record(make_job(), Sent(note="skipped: card unchanged"))
+    assert [r for r in caplog.records if r.name == "relay.dispatch"] == []
