@@ -16,9 +16,10 @@ import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from relay.delivery.attempt import Attempts, parse_stored
+from relay.delivery.attempt import Attempts
 from relay.delivery.clock import SYSTEM_CLOCK, Clock
 from relay.delivery.outcomes import Outcome
+from relay.delivery.parsed import parse_stored
 from relay.delivery.ratelimit import RateLimiter
 from relay.delivery.record import Recorder
 from relay.delivery.retry import backoff_delay

@@ -23,6 +23,7 @@ import pytest
 from relay.channels import Limits, Message, MessageRef, PermanentError, RetryableError
 from relay.config import load_config
 from relay.confmodel import RateLimit
+from relay.delivery.attempt import INLINE_BYTES
 from relay.delivery.clock import SYSTEM_CLOCK, Clock
 from relay.dispatch import POLL_INTERVAL, Dispatcher
 from relay.events import Event
@@ -608,29 +609,33 @@ async def test_a_job_leased_by_a_crashed_worker_is_sent_once_its_lease_ends(
     assert orphan.attempts == 0
 
 
-async def test_an_events_jobs_share_one_parse_and_render_off_the_event_loop(
-    make_harness: MakeHarness, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("large", [False, True], ids=["ordinary", "large"])
+async def test_an_events_jobs_share_one_parse_and_only_a_large_one_leaves_the_event_loop(
+    make_harness: MakeHarness, monkeypatch: pytest.MonkeyPatch, large: bool
 ) -> None:
     h = await make_harness()
     parsed: list[Any] = []
-    render_threads: list[threading.Thread] = []
+    threads: list[threading.Thread] = []
     real_parse, real_render = Event.model_validate, h.runtime.render
 
     def parse(data: Any, *args: Any, **kwargs: Any) -> Event:
         parsed.append(data)
+        threads.append(threading.current_thread())
         return real_parse(data, *args, **kwargs)
 
     def render(*args: Any, **kwargs: Any) -> Message:
-        render_threads.append(threading.current_thread())
+        threads.append(threading.current_thread())
         return real_render(*args, **kwargs)
 
     monkeypatch.setattr(Event, "model_validate", parse)
     monkeypatch.setattr(h.runtime, "render", render)
-    seq = await h.accept(f"run-{uuid.uuid4()}", "a", "b", "c")
+    pad = {"pad": "x" * INLINE_BYTES} if large else {}
+    seq = await h.accept(f"run-{uuid.uuid4()}", "a", "b", "c", **pad)
     await wait_until(lambda: all(ch.sent == [seq] for ch in h.channels.values()))
     assert len(parsed) == 1
-    assert len(render_threads) == 3
-    assert threading.main_thread() not in render_threads
+    assert len(threads) == 4
+    on_loop = {thread is threading.main_thread() for thread in threads}
+    assert on_loop == ({False} if large else {True})
 
 
 NEGATIVE = "completed: Input should be greater than or equal to 0"

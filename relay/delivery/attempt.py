@@ -2,15 +2,15 @@
 
 channel still configured? -> pace (rate limit, a 429's hold) -> decode the stored event ->
 render and send (a card job posts, edits or skips its card) -> what the channel's answer means.
-Parsing and rendering run in one worker thread, never on the event loop; the jobs of one event
-(one per channel) share one parse and so one template context.
+An ordinary event is parsed and rendered on the event loop (a thread hop costs about as much CPU
+as parsing it); a large stored body in one worker thread, so it never holds the loop. The jobs of
+one event (one per channel) share one parse (``relay.delivery.parsed``) and so one template context.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
@@ -23,6 +23,7 @@ from relay.config import DeliverySettings
 from relay.confmodel import RateLimit
 from relay.delivery.clock import Clock
 from relay.delivery.outcomes import Dead, Later, Outcome, Retry, Sent, Wait
+from relay.delivery.parsed import parse_stored
 from relay.delivery.ratelimit import RateLimiter
 from relay.delivery.retry import retry_or_give_up
 from relay.events import Event, describe_error
@@ -30,25 +31,15 @@ from relay.render import RenderError
 from relay.runtime import Runtime
 from relay.store.base import Job, SharedRateLimits, Store
 
-__all__ = ["SEND_TIMEOUT", "Attempts", "parse_stored"]
+__all__ = ["INLINE_BYTES", "SEND_TIMEOUT", "Attempts"]
 
 T = TypeVar("T")
 
 SEND_TIMEOUT = 30.0
 """Seconds a channel call may take at most (and at most half the lease)."""
-PARSED_EVENTS = 4
-"""Stored events kept parsed: enough for the jobs of the events being fanned out."""
-
-
-@functools.lru_cache(maxsize=PARSED_EVENTS)
-def parse_stored(body: bytes) -> Event:
-    """A stored event's model; the jobs of one event get the same object (one parse, and one
-    template context in the renderer's cache).
-
-    ``json.loads`` first: validating the JSON text in one pydantic call would hold the GIL, and
-    so the event loop, for the whole parse (twice as long for a large body).
-    """
-    return Event.model_validate(json.loads(body))
+INLINE_BYTES = 65_536
+"""Stored bodies up to this are parsed and rendered on the event loop, larger ones in the worker
+thread: the receiver's ``INLINE_PARSE_BYTES`` (the cost of both grows with the body)."""
 
 
 def _unusable(exc: ValueError) -> str:
@@ -92,7 +83,7 @@ class Attempts:
         if wait > 0:
             return Later(now + wait, Wait.PACED)
         try:
-            event = await self._off_loop(functools.partial(parse_stored, job.body))
+            event = await self._compute(job, functools.partial(parse_stored, job.body))
         except ValueError as exc:  # a ValidationError, or a body that is not JSON
             return Dead(_unusable(exc))
         delivery = runtime.loaded.config.delivery
@@ -146,7 +137,8 @@ class Attempts:
         each channel call gets ``within`` seconds."""
 
         async def render() -> Message:
-            return await self._off_loop(
+            return await self._compute(
+                job,
                 functools.partial(
                     runtime.render,
                     job.channel,
@@ -156,7 +148,7 @@ class Attempts:
                     route=job.route,
                     run_started_at=job.run_started_at,
                     now=now,
-                )
+                ),
             )
 
         async def bounded(call: Awaitable[T]) -> T:
@@ -191,9 +183,12 @@ class Attempts:
             )
         return self.failed(job, exc.reason, retry_after=retry_after, counted=not exc.rate_limited)
 
-    async def _off_loop(self, work: Callable[[], T]) -> T:
-        """Run CPU-bound ``work`` (parsing, rendering) in the worker thread; the loop stays free.
+    async def _compute(self, job: Job, work: Callable[[], T]) -> T:
+        """Run CPU-bound ``work`` (parsing, rendering) for ``job``: on the loop for an ordinary
+        body, in the worker thread for a large one, so the loop stays free.
 
         One thread: the loop then waits at most one switch interval for the GIL.
         """
+        if len(job.body) <= INLINE_BYTES:
+            return work()
         return await asyncio.get_running_loop().run_in_executor(self._worker, work)

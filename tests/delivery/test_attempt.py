@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
+import relay.delivery.attempt as attempt_module
 from relay.channels import PermanentError, RetryableError
 from relay.confmodel import RateLimit
-from relay.delivery.attempt import Attempts
+from relay.delivery.attempt import INLINE_BYTES, Attempts
 from relay.delivery.outcomes import Dead, Later, Outcome, Retry, Sent, Wait
+from relay.delivery.parsed import parse_stored
 from relay.delivery.ratelimit import RateLimiter
+from relay.receiver import INLINE_PARSE_BYTES, canonical_json
 from relay.runtime import Runtime
 from relay.store import Job, SQLiteStore
 from tests.delivery.conftest import T0, Answering, make_job
 from tests.fakes.clock import FakeClock
+
+T = TypeVar("T")
 
 
 class Prefix(str):
@@ -149,3 +156,35 @@ async def test_an_unexpected_error_is_a_counted_failure(attempts: Attempts) -> N
     assert attempts.failed(make_job(), "internal error: KeyError") == Retry(
         T0 + 0.75, True, "internal error: KeyError"
     )
+
+
+async def test_an_ordinary_event_is_parsed_and_rendered_on_the_loop_a_large_one_off_it(
+    attempts: Attempts, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread hop per job costs more than parsing and rendering an ordinary event; a large
+    one must not hold the event loop."""
+    threads: list[tuple[str, str]] = []
+
+    def spy(name: str, work: Callable[..., T]) -> Callable[..., T]:
+        def spied(*args: Any, **kwargs: Any) -> T:
+            threads.append((name, threading.current_thread().name))
+            return work(*args, **kwargs)
+
+        return spied
+
+    monkeypatch.setattr(attempt_module, "parse_stored", spy("parse", parse_stored))
+    monkeypatch.setattr(runtime, "render", spy("render", runtime.render))
+    event = {"flag": "RUN_PROGRESS", "agent_id": "a", "run_id": "run-1", "status": "running"}
+    large = canonical_json({**event, "seq": 7, "pad": "x" * INLINE_BYTES})
+    main = threading.main_thread().name
+
+    assert await attempts.attempt(make_job()) == Sent(rendered="7")
+    assert threads == [("parse", main), ("render", main)]
+    threads.clear()
+    assert await attempts.attempt(make_job(body=large)) == Sent(rendered="7")
+    assert [name for name, _ in threads] == ["parse", "render"]
+    assert main not in {thread for _, thread in threads}
+
+
+def test_stored_bodies_go_off_the_loop_past_the_size_the_receiver_uses() -> None:
+    assert INLINE_BYTES == INLINE_PARSE_BYTES
