@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from relay.delivery.parsed import remember
 from relay.events import RELAY_KEY, Event
 from relay.store.base import AcceptResult, JobSpec, NewEvent, Store
 
@@ -92,6 +93,7 @@ class Ingest:
         if result.duplicate:
             return result, []
         if jobs:
+            remember(canonical, event)  # its deliveries here need not validate it again
             self._notify()
         return result, jobs
 
