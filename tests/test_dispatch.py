@@ -129,6 +129,9 @@ class Scripted:
         self.sent.append(seq)
         return None
 
+    async def verify(self) -> str:
+        return "ok"
+
 
 def failing(n: int, make: Callable[[], Exception]) -> Iterator[Exception]:
     return (make() for _ in range(n))
