@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -31,9 +32,10 @@ ENVIRONMENT_IS_FIXED = (
     "variable, or read the secret from a file with ${file:/path}, which every reload re-reads"
 )
 
-WATCH_DEBOUNCE_MS = 50
-K8S_DATA_LINK = "..data"
-"""A Kubernetes ConfigMap volume updates by swapping this symlink, not the file's own entry."""
+WATCH_INTERVAL_S = 0.25
+"""How often the config file's identity is checked."""
+WATCH_SETTLE_S = 0.05
+"""After a change, how long the file must stay the same before it is read."""
 
 
 def restart_only_changes(old: LoadedConfig, new: LoadedConfig) -> list[str]:
@@ -207,32 +209,38 @@ class Reloader:
         task.add_done_callback(self._retired.discard)
 
     def start_watching(self) -> None:
-        self._watch_task = asyncio.create_task(self._watch(), name="relay-config-watch")
+        seen = _identity(self._path)  # now: a change from here on is seen
+        self._watch_task = asyncio.create_task(self._watch(seen), name="relay-config-watch")
 
-    async def _watch(self) -> None:
-        from watchfiles import awatch
+    async def _watch(self, seen: tuple[int, ...] | None) -> None:
+        """Reload when the file's identity changes (inode, size, mtime), polled with ``stat``.
 
-        folder, names = self._path.parent, (self._path.name, K8S_DATA_LINK)
-
-        def ours(_: object, changed: str) -> bool:
-            # The folder may also hold the store (relay.db): its writes must not wake us.
-            return Path(changed).name in names
-
+        Polling one file costs nothing measurable; watching its folder did: the folder usually
+        holds the store too, and every write to it woke the watcher (≈ 5 % of the relay's CPU
+        at load). ``stat`` follows symlinks, so a Kubernetes ConfigMap swap is seen."""
         try:
-            async for _changes in awatch(
-                folder,
-                watch_filter=ours,
-                debounce=WATCH_DEBOUNCE_MS,
-                step=10,
-                stop_event=self._stop,
-                recursive=False,
-            ):
+            while not await self._stopped_within(WATCH_INTERVAL_S):
+                now = _identity(self._path)
+                if now == seen:
+                    continue
+                # Let a writer finish: reload once the file has stayed the same for a moment.
+                while not await self._stopped_within(WATCH_SETTLE_S):
+                    settled = _identity(self._path)
+                    if settled == now:
+                        break
+                    now = settled
+                seen = now
                 try:
                     await self.reload("file change")
                 except Exception:
                     log.exception("config reload after a file change failed")
         except Exception:
             log.exception("watching %s stopped", self._path.name)
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
 
     async def stop(self) -> None:
         self._stop.set()
@@ -244,3 +252,12 @@ class Reloader:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """What changes when the file (or the file a symlink points to) is replaced or edited."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns

@@ -421,7 +421,9 @@ async def test_a_symlinked_config_swap_is_seen(aiohttp_client: MakeClient, tmp_p
     path.symlink_to("..data/relay.yaml")
     client = await app_client(path, aiohttp_client, watch=True)
     relay = client.app[RELAY]
-    await watching(relay, relink(tmp_path / "..data", "..v1"), timeout=2.0)
+    await watching(
+        relay, lambda: (tmp_path / "..v1" / "relay.yaml").write_text(relay_yaml("old")), 2.0
+    )
     relink(tmp_path / "..data", "..v2")()
     await wait_until(lambda: relay.live.current.loaded.config.routes[0].to == ("new",), timeout=2.0)
 
