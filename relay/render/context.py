@@ -91,6 +91,8 @@ _TRIGGER_LABELS = {"youtube": "YouTube", "schedule": "Schedule", "manual": "Manu
 _TRIGGER_KEYS = ("channel_id", "video_id", "video_title", "video_url", "triggered_at", "trigger_id")
 _BAR_CELLS = 12
 _MAX_DEPTH = 32
+_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
+_NO_SCALARS: frozenset[type] = frozenset()
 
 
 def _short_agent(agent_id: str) -> str:
@@ -120,10 +122,25 @@ def _clean(value: Any, depth: int = 0) -> Any:
         return clean_text(value)
     if depth > _MAX_DEPTH:
         return None
+    inner = depth + 1
+    scalars = _SCALARS if inner <= _MAX_DEPTH else _NO_SCALARS  # past the depth they are None
+    # Items that come back as they are (printable ASCII text, numbers, None) spare the call.
     if isinstance(value, dict):
-        return {clean_text(str(k)): _clean(v, depth + 1) for k, v in value.items()}
+        return {
+            k if type(k) is str and k.isascii() and k.isprintable() else clean_text(str(k)): (
+                v
+                if (t := type(v)) in scalars or (t is str and v.isascii() and v.isprintable())
+                else _clean(v, inner)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_clean(item, depth + 1) for item in value[:MAX_ITEMS]]
+        return [
+            v
+            if (t := type(v)) in scalars or (t is str and v.isascii() and v.isprintable())
+            else _clean(v, inner)
+            for v in value[:MAX_ITEMS]
+        ]
     return value
 
 

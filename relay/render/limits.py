@@ -56,12 +56,11 @@ ELLIPSIS = "…"
 MAX_URL = 3000
 ZERO_WIDTH_SPACE = "\u200b"
 
-_DROP = {
-    **{cp: None for cp in range(0x20) if cp not in (0x09, 0x0A)},
-    **{cp: None for cp in range(0x7F, 0xA0)},
-    **{cp: None for cp in range(0x202A, 0x202F)},  # bidi embeddings and overrides
-    **{cp: None for cp in range(0x2066, 0x206A)},  # bidi isolates
-}
+_DROPPED = "\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+"""Control characters but tab and LF, bidi embeddings, overrides and isolates."""
+_DROP = re.compile(f"[{_DROPPED}]+")
+_UNCLEAN = re.compile(f"[{_DROPPED}\ud800-\udfff]")
+"""Anything ``clean_text`` changes (CR among the control characters)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NEWLINES = re.compile(r"\r\n?")
 
@@ -82,9 +81,11 @@ def clean_text(text: str) -> str:
     override characters (tabs and newlines stay)."""
     if text.isascii() and text.isprintable():
         return text  # the common case: nothing to clean
+    if _UNCLEAN.search(text) is None:
+        return str(text)  # no control, bidi or surrogate character: nothing to clean either
     if _SURROGATE.search(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return _NEWLINES.sub("\n", text).translate(_DROP)
+    return _DROP.sub("", _NEWLINES.sub("\n", text))
 
 
 def safe_url(value: object) -> str | None:
@@ -110,6 +111,8 @@ _QUOTE_START = re.compile(r"^([ \t]*)(&gt;|＞)", re.MULTILINE)
 _SELF_LINKING = re.compile(r"(?<=:)(?=//)|(?<=[.\u3002\uff0e\uff61@#])(?=[\w-])")
 """Where a client would start linking by itself: ``scheme:|//``, ``host.|tld``, ``@|name``,
 ``#|channel`` (full-width and ideographic dots too: browsers read them as dots)."""
+_LINK_MARK = re.compile("[:.\u3002\uff0e\uff61@#]")
+"""A character ``_SELF_LINKING`` needs: text without one is left as it is."""
 
 
 def slack_escape(value: object) -> SlackText:
@@ -124,6 +127,8 @@ def slack_unlink(value: object) -> str:
     """The text with nothing a Slack client links by itself: bare URLs, host names, e-mail
     addresses, ``@names`` and ``#channels`` are broken by an invisible zero-width space."""
     text = "" if value is None else str(value)
+    if _LINK_MARK.search(text) is None:
+        return text
     return _SELF_LINKING.sub(ZERO_WIDTH_SPACE, text)
 
 
@@ -133,7 +138,9 @@ def slack_literal(value: object) -> SlackText:
     if isinstance(value, SlackText):
         return value
     text = slack_escape(value).translate(_LOOKALIKE)
-    return SlackText(slack_unlink(_QUOTE_START.sub("\\1\u00ad\\2", text)))
+    if "&gt;" in text or "＞" in text:
+        text = _QUOTE_START.sub("\\1\u00ad\\2", text)
+    return SlackText(slack_unlink(text))
 
 
 def slack_link(url: object, text: object = None) -> SlackText:
