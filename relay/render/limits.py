@@ -73,6 +73,8 @@ class SlackText(str):
 
 def measure(text: str) -> int:
     """Length in UTF-16 code units."""
+    if text.isascii():
+        return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
@@ -137,7 +139,9 @@ def slack_literal(value: object) -> SlackText:
     addresses and ``@``/``#`` names stay literal text."""
     if isinstance(value, SlackText):
         return value
-    text = slack_escape(value).translate(_LOOKALIKE)
+    text: str = slack_escape(value)
+    if "*" in text or "_" in text or "~" in text or "`" in text:
+        text = text.translate(_LOOKALIKE)
     if "&gt;" in text or "＞" in text:
         text = _QUOTE_START.sub("\\1\u00ad\\2", text)
     return SlackText(slack_unlink(text))

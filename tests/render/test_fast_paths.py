@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from relay.events import MAX_ITEMS
 from relay.render import context
-from relay.render.limits import SlackText, clean_text, slack_escape, slack_literal, slack_unlink
+from relay.render.limits import (
+    SlackText,
+    clean_text,
+    measure,
+    slack_escape,
+    slack_literal,
+    slack_unlink,
+)
 from relay.text import oneline
 
 # --- the implementations the fast paths replaced ----------------------------------------------
@@ -28,6 +35,10 @@ _NEWLINES = re.compile(r"\r\n?")
 _LOOKALIKE = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
 _QUOTE_START = re.compile(r"^([ \t]*)(&gt;|＞)", re.MULTILINE)
 _SELF_LINKING = re.compile(r"(?<=:)(?=//)|(?<=[.\u3002\uff0e\uff61@#])(?=[\w-])")
+
+
+def measure_before(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def oneline_before(value: object) -> str:
@@ -117,6 +128,12 @@ def test_slack_unlink_as_before(text: str) -> None:
 def test_slack_literal_as_before(text: str) -> None:
     assert slack_literal(text) == slack_literal_before(text)
     assert type(slack_literal(text)) is SlackText
+
+
+@settings(max_examples=1000)
+@given(TEXT)
+def test_measure_as_before(text: str) -> None:
+    assert measure(text) == measure_before(text)
 
 
 JSON = st.recursive(
