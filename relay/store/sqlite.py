@@ -576,17 +576,16 @@ def _oldest_open(c: sqlite3.Connection, run_id: str, channel: str) -> int | None
 
 
 def _accept(c: sqlite3.Connection, event: NewEvent, specs: Sequence[JobSpec]) -> AcceptResult:
-    if event.dedup_key is not None:
-        sql = "SELECT event_id FROM events WHERE dedup_key = ?"
-        row = c.execute(sql, (event.dedup_key,)).fetchone()
-        if row is not None:
-            return AcceptResult(row[0], duplicate=True)
-    seq = c.execute(
+    inserted = c.execute(
         """INSERT INTO events (event_id, dedup_key, body, flag, run_id, agent_id, status,
-            received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING""",
         (event.event_id, event.dedup_key, bytes(event.body), event.flag, event.run_id,
          event.agent_id, event.status, event.received_at),
-    ).lastrowid  # fmt: skip
+    )  # fmt: skip
+    if inserted.rowcount == 0:  # its dedup key is stored: the first event's id answers
+        sql = "SELECT event_id FROM events WHERE dedup_key = ?"
+        return AcceptResult(c.execute(sql, (event.dedup_key,)).fetchone()[0], duplicate=True)
+    seq = inserted.lastrowid
     c.execute(
         """INSERT INTO runs (run_id, started_at, start_seen_at) VALUES (?1, ?2, ?3)
             ON CONFLICT (run_id) DO UPDATE SET start_seen_at = ?3
@@ -683,6 +682,11 @@ def _retry(
         _log(c, key, at, "retry" if counted else "wait", error)
 
 
+_HAND_OVER_SQL = f"""UPDATE jobs SET head = 1 WHERE id = (SELECT min(id) FROM jobs
+    WHERE run_id = ? AND channel = ? AND {_OPEN})"""
+"""The head of (run, channel) finished: their oldest open job, if any, is the new head."""
+
+
 def _finish(
     c: sqlite3.Connection,
     job_id: str,
@@ -706,7 +710,7 @@ def _finish(
     )
     _log(c, key, now, state, error, rendered)
     if found[2]:
-        c.execute("UPDATE jobs SET head = 1 WHERE id = ?", (_oldest_open(c, found[0], found[1]),))
+        c.execute(_HAND_OVER_SQL, (found[0], found[1]))
 
 
 def _replay(c: sqlite3.Connection, job_id: str | None, now: float) -> int:
