@@ -612,10 +612,11 @@ def _claim(
         rows = _jobs_by_id(c, _due_heads(c, now, limit, frozenset(excluded)))
     else:
         rows = c.execute(CLAIM_SQL, (now, limit)).fetchall()
-    c.executemany(
-        "UPDATE jobs SET state = 'inflight', due_at = ? WHERE id = ?",
-        [(lease_until, row[0]) for row in rows],
-    )
+    if rows:
+        c.executemany(
+            "UPDATE jobs SET state = 'inflight', due_at = ? WHERE id = ?",
+            [(lease_until, row[0]) for row in rows],
+        )
     return [_job(row, "inflight") for row in rows]
 
 
