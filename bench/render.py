@@ -3,7 +3,7 @@
 ``python -m bench.render [--repeats N] [--loops N]``: for every kind, every sample of
 ``relay/samples`` is rendered through ``Renderer.render`` (as a delivery does) with the default
 template. ``cold`` parses a fresh ``Event`` for each render (the template context is built each
-time: one delivery per event); ``warm`` renders one parsed event again (the context is cached:
+time: one delivery per event, each event of a run of its own); ``warm`` renders one parsed event again (the context is cached:
 the second and later channels of an event). Figures are the mean per render of the fastest of
 ``repeats`` runs of ``loops`` renders (process CPU time), in µs.
 """
@@ -39,6 +39,11 @@ def _payloads() -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(SAMPLES.glob("*.json"))]
 
 
+def _run(payload: dict[str, Any], n: int) -> dict[str, Any]:
+    """``payload`` as the event of another run (its own id, title and links), as in real traffic."""
+    return {**payload, "run_id": f"{n:08x}-{payload['run_id'][9:]}"}
+
+
 def _best(call: Callable[[int], None], loops: int, repeats: int) -> float:
     """µs per loop of the fastest of ``repeats`` runs."""
     best = float("inf")
@@ -71,7 +76,7 @@ def measure(repeats: int, loops: int) -> dict[str, dict[str, float]]:
 
         cold = warm = 0.0
         for payload in payloads:
-            fresh = [Event.model_validate(payload) for _ in range(loops * repeats)]
+            fresh = [Event.model_validate(_run(payload, i)) for i in range(loops * repeats)]
             pool = iter(fresh)
 
             def run_cold(n: int, pool: Iterator[Event] = pool) -> None:
