@@ -1,5 +1,6 @@
-"""The shape of the package: no import cycles, and one composition root (``relay.app``) that only
-the command line imports.
+"""The shape of the package: no import cycles, one composition root (``relay.app``) that only
+the command line imports, and no client library loaded for a channel type or store the config
+does not use.
 
 Every import counts: at module level, inside a function and under ``TYPE_CHECKING``.
 """
@@ -8,10 +9,17 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import json
+import subprocess
+import sys
 import textwrap
+import typing
 from pathlib import Path
 
+import pytest
+
 import relay
+from relay.channels import REGISTRY
 
 PACKAGE = Path(relay.__file__).resolve().parent
 
@@ -99,3 +107,88 @@ def test_only_the_command_line_imports_the_app() -> None:
     assert sorted(name for name, imports in graph.items() if "relay.app" in imports) == [
         "relay.cli"
     ]
+
+
+CLIENT_LIBRARIES = ("telegram", "slack_sdk", "aiosmtplib", "redis")
+
+PROBE = """
+import json, sys
+
+LIBRARIES = {libraries!r}
+
+def loaded():
+    return sorted(name for name in LIBRARIES if name in sys.modules)
+
+from relay.cli import load
+
+config = load(sys.argv[1])
+checked = loaded()
+from relay.app import build_app
+
+build_app(config, check_channels=False, warn=False)
+print(json.dumps({{"checked": checked, "built": loaded()}}))
+"""
+
+CONFIG = """
+auth:
+  secrets: ["s3cret-for-tests"]
+store:
+  url: {store}
+channels:
+  archive:
+    type: file
+    path: deliveries.jsonl
+  hook:
+    type: webhook
+    url: http://127.0.0.1:9/hook
+{extra}
+routes:
+  - name: all
+    to: [{to}]
+"""
+
+EXTRA_CHANNELS = {
+    "telegram": "  extra:\n    type: telegram\n    token: '123456:ABC-DEF'\n    chat_id: 42",
+    "slack_sdk": "  extra:\n    type: slack\n    webhook_url: http://127.0.0.1:9/services/T/B/X",
+    "aiosmtplib": "  extra:\n    type: email\n    host: 127.0.0.1\n    from: relay@example.com\n"
+    "    to: [ops@example.com]",
+}
+
+
+def libraries_loaded(tmp_path: Path, config: str) -> dict[str, list[str]]:
+    """The client libraries a fresh ``python`` has loaded once the config is checked
+    (``checked``) and once the app is built from it, channels and store (``built``)."""
+    path = tmp_path / "relay.yaml"
+    path.write_text(config)
+    probe = PROBE.format(libraries=CLIENT_LIBRARIES)
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    found: dict[str, list[str]] = json.loads(done.stdout.splitlines()[-1])
+    return found
+
+
+def test_a_relay_loads_no_client_library_its_config_does_not_use(tmp_path: Path) -> None:
+    config = CONFIG.format(store="sqlite:///relay.db", extra="", to="archive, hook")
+    assert libraries_loaded(tmp_path, config) == {"checked": [], "built": []}
+
+
+@pytest.mark.parametrize("library", sorted(EXTRA_CHANNELS))
+def test_a_channel_type_loads_its_library_when_a_channel_is_built(
+    tmp_path: Path, library: str
+) -> None:
+    config = CONFIG.format(store="sqlite:///relay.db", extra=EXTRA_CHANNELS[library], to="extra")
+    assert libraries_loaded(tmp_path, config) == {"checked": [], "built": [library]}
+
+
+def test_a_redis_store_loads_redis_when_the_app_is_built(tmp_path: Path) -> None:
+    config = CONFIG.format(store="redis://127.0.0.1:1/0", extra="", to="archive")
+    assert libraries_loaded(tmp_path, config) == {"checked": [], "built": ["redis"]}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_a_channel_type_names_the_class_built_from_its_settings(name: str) -> None:
+    kind = REGISTRY[name]
+    assert typing.get_args(kind.settings.model_fields["type"].annotation) == (name,)
+    assert typing.get_type_hints(kind.factory.__init__)["settings"] is kind.settings

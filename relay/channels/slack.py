@@ -14,17 +14,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
-from pydantic import SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from relay.channels.base import (
-    ChannelSettings,
     DeliveryError,
     Limits,
     Message,
@@ -33,13 +31,13 @@ from relay.channels.base import (
     RetryableError,
     VerifyError,
     classify_http_status,
-    http_url,
     network_error,
     parse_retry_after,
 )
 from relay.channels.reach import reach
 from relay.channels.scrub import SDK_LOGGER, fingerprint, hide_in_logs, scrub
-from relay.confmodel import Duration, RateLimit
+from relay.channels.slack_settings import SlackSettings
+from relay.confmodel import RateLimit
 
 __all__ = ["SlackChannel", "SlackSettings", "classify_slack_failure"]
 
@@ -61,50 +59,6 @@ _CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _LIST_PAGES = 20
 """``conversations.list`` pages (of 1,000) read to find a channel given by name."""
-
-
-class SlackSettings(ChannelSettings):
-    """``token`` + ``channel`` (Web API) or ``webhook_url`` (incoming webhook, post only)."""
-
-    type: Literal["slack"]
-    token: SecretStr | None = None
-    channel: str | None = None
-    webhook_url: SecretStr | None = None
-    api_url: str = "https://slack.com/api/"
-    timeout: Duration = 30.0
-
-    @field_validator("token", "webhook_url")
-    @classmethod
-    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            raise ValueError("is empty")
-        return value
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        return SecretStr(http_url(value.get_secret_value(), "https://hooks.slack.com/services/…"))
-
-    @field_validator("api_url")
-    @classmethod
-    def _api_url(cls, value: str) -> str:
-        url = http_url(value, "https://slack.com/api/")
-        return url if url.endswith("/") else url + "/"
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> Self:
-        if (self.token is None) == (self.webhook_url is None):
-            raise ValueError(
-                "set exactly one of 'token' (Web API: posts, edits, threads) "
-                "or 'webhook_url' (incoming webhook: posts only)"
-            )
-        if self.token is not None and not self.channel:
-            raise ValueError("'channel' is required with 'token' (e.g. '#video-alerts' or C0123)")
-        if self.webhook_url is not None and self.channel:
-            raise ValueError("'channel' cannot be used with 'webhook_url' (Slack fixes it)")
-        return self
 
 
 def classify_slack_failure(status: int, code: str, retry_after: str | None) -> DeliveryError:

@@ -18,10 +18,9 @@ import logging
 import warnings
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, TypeVar
 
 import aiohttp
-from pydantic import SecretStr, field_validator
 from telegram import Bot, LinkPreviewOptions, ReplyParameters
 from telegram.error import (
     BadRequest,
@@ -37,7 +36,6 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from relay.channels.base import (
-    ChannelSettings,
     DeliveryError,
     Limits,
     Message,
@@ -45,11 +43,11 @@ from relay.channels.base import (
     PermanentError,
     RetryableError,
     VerifyError,
-    http_url,
     parse_retry_after,
 )
 from relay.channels.scrub import fingerprint, hide_in_logs, scrub
-from relay.confmodel import Duration, RateLimit
+from relay.channels.telegram_settings import TelegramSettings
+from relay.confmodel import RateLimit
 
 __all__ = ["TelegramChannel", "TelegramSettings", "classify_telegram_error"]
 
@@ -58,38 +56,6 @@ log = logging.getLogger(__name__)
 _PHOTO = ":photo"
 _PHOTO_REFUSALS = ("photo", "image", "web page content", "http url", "file identifier")
 _NOT_MODIFIED = "message is not modified"
-
-
-class TelegramSettings(ChannelSettings):
-    type: Literal["telegram"]
-    token: SecretStr
-    chat_id: int | str
-    message_thread_id: int | None = None
-    disable_notification: bool = False
-    api_url: str = "https://api.telegram.org"
-    timeout: Duration = 30.0
-
-    @field_validator("token")
-    @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
-        token = value.get_secret_value().strip()
-        if not token:
-            raise ValueError("is empty")
-        if any(ch in token for ch in "/?#% \t"):
-            raise ValueError("is not a bot token (expected something like 123456:ABC-DEF...)")
-        return SecretStr(token)
-
-    @field_validator("chat_id")
-    @classmethod
-    def _chat_id(cls, value: int | str) -> int | str:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("is empty")
-        return value.strip() if isinstance(value, str) else value
-
-    @field_validator("api_url")
-    @classmethod
-    def _api_url(cls, value: str) -> str:
-        return http_url(value, "https://api.telegram.org").rstrip("/")
 
 
 def _retry_after_seconds(exc: RetryAfter) -> float | None:

@@ -1,9 +1,14 @@
-"""Durable storage of events and delivery jobs, chosen by ``store.url``."""
+"""Durable storage of events and delivery jobs, chosen by ``store.url``.
+
+``RedisStore`` (and so redis-py) is imported only when a ``redis://`` URL is opened or the name
+is asked for: a relay on SQLite does not load it.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from relay.store.base import (
     AcceptResult,
@@ -15,8 +20,10 @@ from relay.store.base import (
     Store,
     StoreError,
 )
-from relay.store.redis import RedisStore
 from relay.store.sqlite import SharedSQLiteStore, SQLiteStore
+
+if TYPE_CHECKING:
+    from relay.store.redis import RedisStore
 
 __all__ = [
     "AcceptResult",
@@ -60,6 +67,8 @@ def open_store(
     if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
         raise StoreError(f"store url must look like {_SQLITE_FORMS}")
     if scheme in ("redis", "rediss"):
+        from relay.store.redis import RedisStore
+
         return RedisStore(
             url, retention=retention, sync="full" if sync == "full" else "normal", create=create
         )
@@ -77,6 +86,17 @@ def open_store(
         sync="full" if sync == "full" else "normal",
         create=create,
     )
+
+
+if not TYPE_CHECKING:  # to mypy, a module ``__getattr__`` would make every unknown name Any
+
+    def __getattr__(name: str) -> Any:
+        """``RedisStore``, imported on first use (``from relay.store import RedisStore``)."""
+        if name == "RedisStore":
+            from relay.store.redis import RedisStore
+
+            return RedisStore
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def display_url(url: str) -> str:
