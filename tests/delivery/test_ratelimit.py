@@ -4,6 +4,7 @@ both, so they cannot drift apart."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ import pytest
 from relay.confmodel import RateLimit
 from relay.delivery.ratelimit import RateLimiter
 from relay.store import RedisStore
+from relay.store.base import SharedRateLimits
 from tests.redis_server import RedisServer, redis_namespace, redis_server  # noqa: F401
 
 T0 = 1000.0
@@ -69,9 +71,7 @@ BUCKET_CASES = {
     "it refills at the rate, never beyond the burst": BucketCase(
         1.0, 2, ((0, 0), (0, 0), (100, 0), (100, 0), (100, 1.0))
     ),
-    "a partial refill shortens the wait": BucketCase(
-        4.0, 1, ((0, 0), (0.125, 0.125), (0.25, 0))
-    ),
+    "a partial refill shortens the wait": BucketCase(4.0, 1, ((0, 0), (0.125, 0.125), (0.25, 0))),
     "a refused try takes nothing": BucketCase(1.0, 1, ((0, 0), (0, 1.0), (0, 1.0), (1, 0))),
     "a rate below one per second": BucketCase(0.5, 1, ((0, 0), (0, 2.0), (1, 1.0), (2, 0))),
     "an earlier clock cannot refill the bucket": BucketCase(
@@ -83,6 +83,18 @@ BUCKET_CASES = {
         10.0, 1, ((0.1, 0), (0.2, 0), (0.2, 0.1)), start=1_000_000.0
     ),
 }
+
+
+async def assert_one_bucket_shared(a: SharedRateLimits, b: SharedRateLimits, t0: float) -> None:
+    """Two processes (or replicas) asking in turns draw from one bucket per destination."""
+    waits = await asyncio.gather(
+        *(store.acquire_rate("slack:T1", 2.0, 3, t0) for store in [a, b] * 5)
+    )
+    assert sorted(waits)[:3] == [0.0, 0.0, 0.0]
+    assert all(wait == pytest.approx(0.5) for wait in sorted(waits)[3:])
+    assert await b.acquire_rate("slack:T1", 2.0, 3, t0 + 0.5) == 0.0
+    assert await a.acquire_rate("slack:T1", 2.0, 3, t0 + 0.5) == pytest.approx(0.5)
+    assert await a.acquire_rate("telegram:42", 2.0, 3, t0) == 0.0
 
 
 @pytest.mark.parametrize("case", BUCKET_CASES.values(), ids=BUCKET_CASES.keys())

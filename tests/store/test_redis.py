@@ -15,6 +15,7 @@ from relay.store import Job, RedisStore, StoreError, open_store
 from relay.store.redis_scripts import GROUP
 from relay.store.redis_writer import OrderedWriter
 from tests.conftest import wait_until
+from tests.delivery.test_ratelimit import assert_one_bucket_shared
 from tests.redis_server import RedisServer, start_server
 from tests.store.conftest import new_event, specs
 
@@ -346,17 +347,7 @@ async def test_sync_full_refuses_a_redis_that_may_lose_writes(
 
 
 async def test_replicas_share_one_token_bucket(replicas: tuple[RedisStore, RedisStore]) -> None:
-    a, b = replicas
-
-    waits = await asyncio.gather(
-        *(store.acquire_rate("slack:T1", 2.0, 3, T0) for store in [a, b] * 5)
-    )
-
-    assert sorted(waits)[:3] == [0.0, 0.0, 0.0]
-    assert all(wait == pytest.approx(0.5) for wait in sorted(waits)[3:])
-    assert await b.acquire_rate("slack:T1", 2.0, 3, T0 + 0.5) == 0.0
-    assert await a.acquire_rate("slack:T1", 2.0, 3, T0 + 0.5) == pytest.approx(0.5)
-    assert await a.acquire_rate("telegram:42", 2.0, 3, T0) == 0.0
+    await assert_one_bucket_shared(*replicas, T0)
 
 
 async def test_a_replica_with_a_slow_clock_cannot_refill_the_bucket(

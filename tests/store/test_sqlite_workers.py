@@ -16,7 +16,7 @@ import pytest
 
 from relay.store import SharedSQLiteStore, SQLiteStore, StoreError, open_store, sqlite
 from relay.store.base import SharedRateLimits
-from tests.delivery.test_ratelimit import BUCKET_CASES, BucketCase
+from tests.delivery.test_ratelimit import BUCKET_CASES, BucketCase, assert_one_bucket_shared
 from tests.store.conftest import new_event, specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,17 +108,7 @@ async def test_token_bucket_follows_the_in_process_rules(
 async def test_workers_share_one_token_bucket_per_destination(
     workers: tuple[SharedSQLiteStore, SharedSQLiteStore],
 ) -> None:
-    a, b = workers
-
-    waits = await asyncio.gather(
-        *(store.acquire_rate("slack:T1", 2.0, 3, T0) for store in [a, b] * 5)
-    )
-
-    assert sorted(waits)[:3] == [0.0, 0.0, 0.0]
-    assert all(wait == pytest.approx(0.5) for wait in sorted(waits)[3:])
-    assert await b.acquire_rate("slack:T1", 2.0, 3, T0 + 0.5) == 0.0
-    assert await a.acquire_rate("slack:T1", 2.0, 3, T0 + 0.5) == pytest.approx(0.5)
-    assert await a.acquire_rate("telegram:42", 2.0, 3, T0) == 0.0
+    await assert_one_bucket_shared(*workers, T0)
 
 
 async def test_acquire_rate_refuses_a_bucket_that_never_fills(
