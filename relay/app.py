@@ -40,6 +40,8 @@ __all__ = ["RELAY", "Relay", "StartupError", "build_app", "log_warnings", "shut_
 log = logging.getLogger("relay.app")
 
 DEV_SECRET = "dev-secret"
+BACKGROUND_STOP_S = 5.0
+"""How long the shutdown waits for the Mosaic API jobs to stop once cancelled."""
 
 
 class StartupError(Exception):
@@ -301,7 +303,11 @@ async def _stop(relay: Relay) -> None:
         relay.maintenance.cancel()
     for task in relay.mosaic_tasks:
         task.cancel()
-    await asyncio.gather(*relay.mosaic_tasks, return_exceptions=True)
+    if relay.mosaic_tasks:
+        # Bounded: a background job that does not stop must not hold the shutdown.
+        _, stuck = await asyncio.wait(relay.mosaic_tasks, timeout=BACKGROUND_STOP_S)
+        for task in stuck:
+            log.warning("background task %s did not stop in time", task.get_name())
     if relay.checks is not None:
         await relay.checks.stop()
     await relay.dispatcher.stop(relay.live.current.loaded.config.delivery.shutdown_grace)
