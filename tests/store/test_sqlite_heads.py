@@ -4,7 +4,6 @@ oldest open job; dedup by key; each job's log holds its newest ``MAX_LOG`` entri
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,8 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "relay.db"
 
 
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(db)
-    await opened.open()
-    yield opened
-    await opened.close()
+# The shared ``store`` fixture (tests/store/conftest.py), on its SQLite backend: tmp_path/relay.db.
+pytestmark = pytest.mark.parametrize("make_store", ["sqlite"], indirect=True)
 
 
 def heads(db: Path) -> dict[tuple[str, str], list[int]]:
