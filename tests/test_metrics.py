@@ -177,13 +177,18 @@ async def test_pending_jobs_and_their_age(
     accepted_at = time.time()
     assert await post(client, sample("run_finished_failed")) == 202
 
-    async def retrying() -> bool:
-        return any(
-            r.channel == "broken" and r.state == "pending" for r in await relay.store.status()
-        )
+    # Outcomes are committed after the attempt: wait until the store holds the sent job and the
+    # failed one back in the queue (pending before its first claim does not count).
+    async def retried_once() -> bool:
+        retried = key("relay_deliveries_total", channel="broken", outcome="retried")
+        states = {(r.channel, r.state) for r in await relay.store.status()}
+        return (await scrape(client)).get(retried) == 1 and states == {
+            ("archive", "sent"),
+            ("broken", "pending"),
+        }
 
-    await wait_until(retrying)
-    await wait_until(lambda: len(read_jsonl(tmp_path / "deliveries.jsonl")) == 1)
+    await wait_until(retried_once)
+    assert len(read_jsonl(tmp_path / "deliveries.jsonl")) == 1
     samples = await scrape(client)
     assert by_name(samples, "relay_queue_jobs") == {
         labels(channel="archive", state="sent"): 1,
