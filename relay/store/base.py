@@ -21,6 +21,8 @@ __all__ = [
     "Counts",
     "EventFilter",
     "EventRecord",
+    "HeldEntry",
+    "HeldGroup",
     "Job",
     "JobRecord",
     "JobSpec",
@@ -50,6 +52,32 @@ class JobSpec:
     route: str
     template: str | None = None
     mode: str = "post"
+    hold: str | None = None
+    """Not a job: hold the event in this group (a digest route's window, a channel's quiet
+    hours) until the group is flushed as one message (``Store.take_held``)."""
+    entry: bytes = b""
+    """With ``hold``: what the held event will show in that message (JSON, ``relay.digest``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldGroup:
+    """Events held for one later message: a digest route's window on a channel, or a channel's
+    quiet hours. ``oldest``: when the oldest held event not yet taken was accepted."""
+
+    group: str
+    channel: str
+    route: str
+    template: str | None
+    count: int
+    oldest: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEntry:
+    """One held event as ``JobSpec.entry`` stored it, and when it was accepted."""
+
+    received_at: float
+    entry: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +223,8 @@ class Store(Protocol):
 
     async def prune(self, *, older_than: float) -> int:
         """Delete sent jobs, and events (with their dedup keys) whose jobs are all sent, accepted
-        before ``older_than``. Dead letters stay until replayed. Returns events deleted."""
+        before ``older_than``. Dead letters stay until replayed, held events until taken; events
+        taken and never dropped go a retention after their take. Returns events deleted."""
         ...
 
     async def get_ref(self, run_id: str, channel: str) -> tuple[str, str] | None:
@@ -225,6 +254,25 @@ class Store(Protocol):
     async def quiet_runs(self, *, before: float, limit: int = 1000) -> list[QuietRun]:
         """Runs not finished (no ``RUN_FINISHED``, no terminal status stored) whose last stored
         event was accepted before ``before``; the quietest first, at most ``limit``."""
+        ...
+
+    async def held_groups(self) -> list[HeldGroup]:
+        """Every group with held events not yet taken."""
+        ...
+
+    async def take_held(self, group: str, *, before: float, key: str) -> list[HeldEntry]:
+        """Take the events of ``group`` accepted before ``before`` for the message ``key``, in
+        acceptance order, atomically. Idempotent: once events were taken for ``key``, the same
+        ones are returned again and no others are taken (so a flush that crashed before its
+        message was stored takes exactly the same events again)."""
+        ...
+
+    async def taken_keys(self) -> list[str]:
+        """The keys events were taken for and not dropped yet (a flush that did not finish)."""
+        ...
+
+    async def drop_held(self, key: str) -> None:
+        """Forget the events taken for ``key`` (its message is stored)."""
         ...
 
     async def take_lease(self, name: str, *, ttl: float) -> bool:

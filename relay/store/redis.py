@@ -9,7 +9,9 @@ sorted set (score: when it may be claimed). ``claim`` takes due heads, gives eac
 read by this replica's consumer of the ``relay`` group (or moves the entry over with XCLAIM when
 the previous holder's lease ran out), and leases them. Leases and retries are judged on the
 ``now`` the caller passes, like the SQLite store. Finishing a job acks and deletes its entry and
-puts the queue's next job into ``due``; dead letters go to their own stream.
+puts the queue's next job into ``due``; dead letters go to their own stream. Held events
+(``JobSpec.hold``) wait in a sorted set per group until ``take_held`` moves them to a list per
+flush key, which expires after the retention unless ``drop_held`` deletes it first.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from relay.store.base import (
     AcceptResult,
     AgentName,
     ChannelStatus,
+    HeldEntry,
+    HeldGroup,
     Job,
     JobSpec,
     NewEvent,
@@ -179,7 +183,9 @@ class RedisStore:
         ]
         for spec in jobs:
             has_template = "0" if spec.template is None else "1"
+            has_hold = "0" if spec.hold is None else "1"
             args += [spec.channel, spec.route, has_template, spec.template or "", spec.mode]
+            args += [has_hold, spec.hold or "", bytes(spec.entry)]
         if self._writer is None or self._client is None:
             raise StoreError("store is not open")
         event_id, duplicate = await self._writer.call(self._scripts["accept"], [self.prefix, *args])
@@ -369,6 +375,32 @@ class RedisStore:
             QuietRun(_text(run_id), _text(agent_id), float(at), bytes(body))
             for run_id, at, agent_id, body in rows
         ]
+
+    async def held_groups(self) -> list[HeldGroup]:
+        rows = await self._run("held_groups")
+        groups = [
+            HeldGroup(
+                _text(group),
+                _text(channel),
+                _text(route),
+                None if template is None else _text(template),
+                int(count),
+                float(oldest),
+            )
+            for group, channel, route, template, count, oldest in rows
+        ]
+        return sorted(groups, key=lambda group: group.group)
+
+    async def take_held(self, group: str, *, before: float, key: str) -> list[HeldEntry]:
+        """What ``key`` took is kept for a retention (by Redis's clock) unless dropped."""
+        flat = await self._run("take_held", group, _num(before), key, self._retention_ms)
+        return [HeldEntry(float(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def taken_keys(self) -> list[str]:
+        return sorted(_text(key) for key in await self._run("taken_keys"))
+
+    async def drop_held(self, key: str) -> None:
+        await self._run("drop_held", key)
 
     async def take_lease(self, name: str, *, ttl: float) -> bool:
         """``SET NX PX``: the first replica to ask holds it for ``ttl``; the others are refused."""

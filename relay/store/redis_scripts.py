@@ -33,6 +33,18 @@ keys of a namespace in one slot. Keys under the prefix:
 ``agent_names``           hash: agent id -> JSON ``[name, fetched_at]`` (Mosaic's names, cached)
 ``session:<sha256 hex>``  string: a dashboard login, JSON ``[data, expires_at]``, expiring then
                           (``SET ... PXAT``); written by ``RedisStore`` directly, not by a script
+``hseq``                  counter for held events' ids
+``held:<group>``          zset of the ids of a group's held events not yet taken, score =
+                          received_at; ids are zero-padded so that equal scores keep
+                          acceptance order
+``hitem:<id>``            hash: channel, route, template (if any), entry of one held event
+                          not yet taken
+``hgroups``               set of the groups with held events not yet taken
+``taken:<key>``           list ``[received_at, entry, received_at, entry, …]`` of the held events
+                          taken for one flush, in acceptance order; deleted by ``drop_held``,
+                          else expiring after the retention (a flush that never finished)
+``takens``                set of the keys with a ``taken:<key>`` (members whose list expired
+                          are removed when ``taken_keys`` meets them)
 ``meta``                  hash: schema
 """
 
@@ -149,10 +161,7 @@ end
 if redis.call('EXISTS', event_key) == 1 then return {event_id, 0} end
 if dedup then redis.call('SET', dedup, event_id, 'PX', retention_ms) end
 
-local ids = {}
-for b = 12, #ARGV, 5 do
-  local channel, route, has_template, template, mode =
-    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+local function add_job(channel, route, has_template, template, mode)
   local id = tostring(redis.call('INCR', P .. 'seq'))
   local key = job_key(id)
   redis.call('HSET', key, 'event_id', event_id, 'run_id', run_id, 'channel', channel,
@@ -165,7 +174,28 @@ for b = 12, #ARGV, 5 do
   local before = head_of(queue)
   redis.call('ZADD', queue, id, id)
   reseat(queue, before)
-  ids[#ids + 1] = id
+  return id
+end
+
+-- Not a job: the event waits in group `hold` with its own entry (see ``take_held``).
+local function hold(group, channel, route, has_template, template, entry)
+  local id = string.format('%016d', redis.call('INCR', P .. 'hseq'))
+  local item = P .. 'hitem:' .. id
+  redis.call('HSET', item, 'channel', channel, 'route', route, 'entry', entry)
+  if has_template == '1' then redis.call('HSET', item, 'template', template) end
+  redis.call('ZADD', P .. 'held:' .. group, at, id)
+  redis.call('SADD', P .. 'hgroups', group)
+end
+
+-- From ARGV[12], 8 per spec: channel, route, has_template, template, mode, has_hold, hold, entry.
+local ids = {}
+for b = 12, #ARGV, 8 do
+  local channel, route, has_template, template = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  if ARGV[b + 5] == '1' then
+    hold(ARGV[b + 6], channel, route, has_template, template, ARGV[b + 7])
+  else
+    ids[#ids + 1] = add_job(channel, route, has_template, template, ARGV[b + 4])
+  end
 end
 
 redis.call('HSET', event_key, 'body', body, 'flag', flag, 'run_id', run_id,
@@ -176,8 +206,8 @@ local run = P .. 'run:' .. run_id
 redis.call('HSETNX', run, 'started_at', at)
 if flag == 'RUN_STARTED' then redis.call('HSETNX', run, 'start_seen_at', at) end
 redis.call('HINCRBY', run, 'events', 1)
-if flag == 'TEST' then
-  -- a test of the endpoint: no run to watch
+if flag == 'TEST' or flag == 'DIGEST' then
+  -- a test of the endpoint, or the relay's own digest: no run to watch
 elseif flag == 'RUN_FINISHED' or status == 'completed' or status == 'partial_complete'
     or status == 'failed' or status == 'cancelled' then
   redis.call('HSET', run, 'ended', 1)
@@ -410,6 +440,64 @@ end
 return {deleted, kept, #event_ids}
 """
 
+_HELD_GROUPS = """
+local out = {}
+for _, group in ipairs(redis.call('SMEMBERS', P .. 'hgroups')) do
+  local queue = P .. 'held:' .. group
+  local first = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('SREM', P .. 'hgroups', group)
+  else
+    local h = redis.call('HMGET', P .. 'hitem:' .. first[1], 'channel', 'route', 'template')
+    out[#out + 1] = {group, h[1], h[2], h[3], redis.call('ZCARD', queue), first[2]}
+  end
+end
+return out
+"""
+
+_TAKE_HELD = """
+local group, before, key, retention_ms = ARGV[2], '(' .. ARGV[3], ARGV[4], ARGV[5]
+local taken = P .. 'taken:' .. key
+if redis.call('EXISTS', taken) == 1 then return redis.call('LRANGE', taken, 0, -1) end
+local queue = P .. 'held:' .. group
+local held = redis.call('ZRANGE', queue, '-inf', before, 'BYSCORE', 'WITHSCORES')
+local out = {}
+for i = 1, #held, 2 do
+  local item = P .. 'hitem:' .. held[i]
+  out[#out + 1] = held[i + 1]
+  out[#out + 1] = redis.call('HGET', item, 'entry')
+  redis.call('DEL', item)
+end
+for i = 1, #out, 1000 do  -- unpack has a stack limit
+  redis.call('RPUSH', taken, unpack(out, i, math.min(i + 999, #out)))
+end
+if #out > 0 then
+  redis.call('PEXPIRE', taken, retention_ms)
+  redis.call('SADD', P .. 'takens', key)
+  redis.call('ZREMRANGEBYSCORE', queue, '-inf', before)
+end
+if redis.call('EXISTS', queue) == 0 then redis.call('SREM', P .. 'hgroups', group) end
+return out
+"""
+
+_TAKEN_KEYS = """
+local out = {}
+for _, key in ipairs(redis.call('SMEMBERS', P .. 'takens')) do
+  if redis.call('EXISTS', P .. 'taken:' .. key) == 1 then
+    out[#out + 1] = key
+  else
+    redis.call('SREM', P .. 'takens', key)
+  end
+end
+return out
+"""
+
+_DROP_HELD = """
+redis.call('DEL', P .. 'taken:' .. ARGV[2])
+redis.call('SREM', P .. 'takens', ARGV[2])
+return 1
+"""
+
 _QUIET_RUNS = """
 local quiet = redis.call('ZRANGE', P .. 'active', '-inf', '(' .. ARGV[2], 'BYSCORE',
   'LIMIT', 0, ARGV[3], 'WITHSCORES')
@@ -497,6 +585,10 @@ SCRIPTS: dict[str, str] = {
         "prune_chunk": _PRUNE_CHUNK,
         "put_run_field": _PUT_RUN_FIELD,
         "quiet_runs": _QUIET_RUNS,
+        "held_groups": _HELD_GROUPS,
+        "take_held": _TAKE_HELD,
+        "taken_keys": _TAKEN_KEYS,
+        "drop_held": _DROP_HELD,
         "forget_consumer": _FORGET_CONSUMER,
         "forget_idle_consumers": _FORGET_IDLE_CONSUMERS,
         "acquire_rate": _ACQUIRE_RATE,

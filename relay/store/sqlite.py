@@ -13,6 +13,8 @@ index on ``(due_at, id) WHERE head = 1`` keeps ``claim`` independent of the back
 on ``(channel, due_at, id) WHERE head = 1`` does the same when channels are skipped (a saturated
 channel's backlog is never walked to find another channel's jobs).
 
+A ``JobSpec`` with ``hold`` is a row of the ``held`` table instead of a job (``sqlite_held``).
+
 Several processes may share the file (``SharedSQLiteStore``, one per worker): SQLite serialises
 their writers (each batch is one ``BEGIN IMMEDIATE`` transaction), so the head-of-line claim,
 dedup, the ``leases`` of periodic jobs and the ``rate_buckets`` hold across processes.
@@ -40,11 +42,21 @@ from relay.store.base import (
     Counts,
     EventFilter,
     EventRecord,
+    HeldEntry,
+    HeldGroup,
     Job,
     JobSpec,
     NewEvent,
     QuietRun,
     StoreError,
+)
+from relay.store.sqlite_held import (
+    HELD_SCHEMA,
+    drop_held,
+    held_groups,
+    hold_specs,
+    prune_held,
+    take_held,
 )
 from relay.store.sqlite_inspect import count_states, get_event, list_events
 from relay.store.sqlite_writer import Op, Writer
@@ -149,8 +161,8 @@ CREATE TABLE IF NOT EXISTS rate_buckets (
     key TEXT PRIMARY KEY,
     tokens REAL NOT NULL,
     updated REAL NOT NULL
-) WITHOUT ROWID
-"""
+) WITHOUT ROWID;
+{HELD_SCHEMA}"""
 
 _JOB_COLUMNS = """j.id, e.event_id, j.run_id, j.channel, j.route, j.template, j.mode, j.state,
     j.attempts, j.created_at, j.next_attempt_at, j.last_error, e.body,
@@ -175,10 +187,11 @@ _ENDED = (
 )
 QUIET_RUNS_SQL = f"""SELECT e.run_id, e.agent_id, e.received_at, e.body
     FROM (SELECT run_id, max(seq) AS last, max({_ENDED}) AS ended FROM events
-        WHERE flag != 'TEST' GROUP BY run_id) r
+        WHERE flag NOT IN ('TEST', 'DIGEST') GROUP BY run_id) r
     JOIN events e ON e.seq = r.last
     WHERE r.ended = 0 AND e.received_at < ? ORDER BY e.received_at LIMIT ?"""
-"""Runs with no end stored, by their last event (quietest first); TEST events are no run's."""
+"""Runs with no end stored, by their last event (quietest first); TEST and DIGEST events (the
+relay's own) are no run's."""
 KEYS_PER_QUERY = 500
 _PRUNE_SESSIONS_SQL = "DELETE FROM sessions WHERE expires_at < ?"
 """Logins that ended more than a retention ago (an expired one is refused long before)."""
@@ -305,6 +318,7 @@ class SQLiteStore:
             cursor = last
         await self._write(lambda c: _prune_runs(c, older_than))
         await self._write(lambda c: _execute(c, _PRUNE_SESSIONS_SQL, (older_than,)))
+        await self._write(lambda c: prune_held(c, older_than))
         return deleted
 
     async def get_ref(self, run_id: str, channel: str) -> tuple[str, str] | None:
@@ -370,6 +384,20 @@ class SQLiteStore:
     async def quiet_runs(self, *, before: float, limit: int = 1000) -> list[QuietRun]:
         rows = await self._read(lambda c: c.execute(QUIET_RUNS_SQL, (before, limit)).fetchall())
         return [QuietRun(row[0], row[1], row[2], bytes(row[3])) for row in rows]
+
+    async def held_groups(self) -> list[HeldGroup]:
+        return await self._read(held_groups)
+
+    async def take_held(self, group: str, *, before: float, key: str) -> list[HeldEntry]:
+        """Taken rows remember ``before`` as when they were taken (``prune`` counts from it)."""
+        return await self._write(lambda c: take_held(c, group, before, key))
+
+    async def taken_keys(self) -> list[str]:
+        sql = "SELECT DISTINCT taken FROM held WHERE taken IS NOT NULL ORDER BY taken"
+        return await self._read(lambda c: [row[0] for row in c.execute(sql)])
+
+    async def drop_held(self, key: str) -> None:
+        await self._write(lambda c: drop_held(c, key))
 
     async def take_lease(self, name: str, *, ttl: float, now: float | None = None) -> bool:
         """Granted for ``ttl`` seconds from ``now`` (default: the wall clock) when ``name`` is
@@ -593,7 +621,7 @@ def _accept(c: sqlite3.Connection, event: NewEvent, specs: Sequence[JobSpec]) ->
         (event.run_id, event.received_at, event.received_at if event.flag == STARTED else None),
     )
     at = event.received_at
-    for spec in specs:
+    for spec in hold_specs(c, specs, at):
         head = _oldest_open(c, event.run_id, spec.channel) is None
         c.execute(
             """INSERT INTO jobs (event_seq, run_id, channel, route, template, mode, state,
