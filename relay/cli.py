@@ -274,7 +274,9 @@ def summary(loaded: LoadedConfig) -> str:
     lines.append(f"  admin endpoints: {admin}")
     lines.append(f"  channels ({len(config.channels)}):")
     for name, channel in config.channels.items():
-        lines.append(f"    - {name} ({channel.type})")
+        destinations = [destination for destination, _ in channel.destinations(name)]
+        each = f": {', '.join(destinations)}" if destinations != [name] else ""
+        lines.append(f"    - {name} ({channel.type}){each}")
     lines.append(f"  routes ({len(config.routes)}):")
     for index, route in enumerate(config.routes):
         label = route_label(route.name, index)
@@ -330,7 +332,12 @@ def cmd_route_test(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     """One marked test message through a real channel; the store is not touched."""
     loaded = load(args.config)
-    if args.channel not in loaded.config.channels:
+    destinations = [
+        destination
+        for name, channel in loaded.config.channels.items()
+        for destination, _ in channel.destinations(name)
+    ]
+    if args.channel not in loaded.config.channels and args.channel not in destinations:
         known = ", ".join(loaded.config.channels) or "none"
         raise CliError(f"no channel named '{args.channel}' (configured: {known})")
     try:
@@ -338,11 +345,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {args.event}: {exc.strerror}") from None
     try:
-        outcome = asyncio.run(send_test(loaded, args.channel, raw))
+        outcomes = asyncio.run(send_test(loaded, args.channel, raw))
     except DryRunError as exc:
         raise CliError(str(exc)) from None
-    print(outcome.line())
-    return 0 if outcome.ok else 1
+    for outcome in outcomes:
+        print(outcome.line())
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
 
 
 # --- send-sample and send ----------------------------------------------------------------------
@@ -604,7 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     test = command("test", "send one marked test message through a channel (no store)")
-    test.add_argument("channel", help="a channel name from the config")
+    test.add_argument(
+        "channel", help="a channel name from the config (an Apprise channel: each URL, or NAME#N)"
+    )
     test.add_argument("event", nargs="?", help="an event JSON file (default: the TEST sample)")
     test.set_defaults(func=cmd_test)
 

@@ -119,10 +119,19 @@ class Router:
     def from_config(cls, config: RelayConfig, api_names: Mapping[str, str] | None = None) -> Router:
         """``api_names``: agent id -> its name in Mosaic, read at match time."""
         ids = agent_ids(config.agents)
+        destinations = {
+            name: [destination for destination, _ in channel.destinations(name)]
+            for name, channel in config.channels.items()
+        }
         routes = [
-            _compile_route(index, settings, ids) for index, settings in enumerate(config.routes)
+            _compile_route(index, settings, ids, destinations)
+            for index, settings in enumerate(config.routes)
         ]
-        templates = {name: channel.template for name, channel in config.channels.items()}
+        templates = {
+            destination: settings.template
+            for name, channel in config.channels.items()
+            for destination, settings in channel.destinations(name)
+        }
         return cls(routes, templates, config.agents, api_names)
 
     def route_named(self, name: str) -> Route | None:
@@ -170,14 +179,21 @@ def _unique(indexes: Iterable[int]) -> Iterable[int]:
 
 
 def _compile_route(
-    index: int, settings: RouteSettings, agent_ids: Mapping[str, list[str]]
+    index: int,
+    settings: RouteSettings,
+    agent_ids: Mapping[str, list[str]],
+    destinations: Mapping[str, Sequence[str]],
 ) -> Route:
+    """``destinations``: each channel's destination names (an Apprise channel has one per URL);
+    ``to:`` names a channel, the route delivers to each of its destinations."""
     return Route(
         index=index,
         name=route_label(settings.name, index),
         match=Matcher.compile(settings.match, agent_ids),
         exclude=Matcher.compile(settings.not_, agent_ids),
-        channels=tuple(dict.fromkeys(settings.to)),
+        channels=tuple(
+            dict.fromkeys(d for name in settings.to for d in destinations.get(name, (name,)))
+        ),
         template=settings.template,
         stop=settings.stop,
         mode=settings.mode,

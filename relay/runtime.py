@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from relay.channels import Channel, Limits, Message, build_channel
+from relay.channels import Channel, ChannelSettings, Limits, Message, build_channel
 from relay.config import LoadedConfig, ServerSettings
 from relay.confmodel import RateLimit
 from relay.events import Event
@@ -39,6 +39,8 @@ class Runtime:
     rate_limits: dict[str, RateLimit | None] = field(default_factory=dict)
     api_names: Mapping[str, str] | None = None
     """Agents' names in Mosaic (None: not used); ``agents:`` wins."""
+    origins: dict[str, str] = field(default_factory=dict)
+    """Destination (a job's channel) -> the configured channel it belongs to."""
 
     @property
     def server(self) -> ServerSettings:
@@ -57,10 +59,19 @@ class Runtime:
         mosaic = config.mosaic
         if not (mosaic.api_enabled and mosaic.agent_names):
             api_names = None
-        channels = {
-            name: build_channel(name, settings, loaded.base_dir)
-            for name, settings in config.channels.items()
-        }
+        origins: dict[str, str] = {}
+        channels: dict[str, Channel] = {}
+        for name, configured in config.channels.items():
+            for destination, settings in configured.destinations(name):
+                if destination in origins or (
+                    destination != name and destination in config.channels
+                ):
+                    raise ValueError(
+                        f"channel '{name}' delivers to '{destination}', which is another "
+                        "channel's name: rename one of them"
+                    )
+                origins[destination] = name
+                channels[destination] = build_channel(destination, settings, loaded.base_dir)
         return cls(
             loaded=loaded,
             router=Router.from_config(config, api_names),
@@ -71,7 +82,20 @@ class Runtime:
             secrets=tuple(s.get_secret_value().encode("utf-8") for s in config.auth.secrets),
             rate_limits={name: effective_rate_limit(ch) for name, ch in channels.items()},
             api_names=api_names,
+            origins=origins,
         )
+
+    def settings_of(self, destination: str) -> ChannelSettings | None:
+        """The configured settings (``channels:`` in relay.yaml) of the channel that delivers
+        to ``destination`` (a job's channel: ``team-ntfy#2`` is ``team-ntfy``'s); None if gone."""
+        return self.loaded.config.channels.get(self.origins.get(destination, destination))
+
+    def destinations_of(self, name: str) -> list[str]:
+        """The destinations of channel ``name`` (``team-ntfy`` -> ``team-ntfy#1``, …), or
+        ``[name]`` when ``name`` is a destination itself; empty when unknown."""
+        if name in self.channels and self.origins.get(name, name) != name:
+            return [name]
+        return [dest for dest, origin in self.origins.items() if origin == name]
 
     def render(
         self,
@@ -88,7 +112,7 @@ class Runtime:
         """The message for ``channel`` (its kind, limits and own templates, such as a webhook's
         body); ``limits`` replaces the channel's (tighter, to leave room for a marker)."""
         target = self.channels[channel]
-        settings = self.loaded.config.channels.get(channel)
+        settings = self.settings_of(channel)
         return self.renderer.render(
             target.render_kind,
             template,

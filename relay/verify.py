@@ -270,29 +270,43 @@ def render_test(runtime: Runtime, channel: str, raw: bytes, *, now: float) -> Me
 
 async def send_test(
     loaded: LoadedConfig, channel: str, raw: bytes, *, within: float = 60.0
-) -> SendOutcome:
-    """Render ``raw`` for ``channel`` and send it once, marked; no store, no retries.
+) -> list[SendOutcome]:
+    """Render ``raw`` for each destination of ``channel`` and send it once to each, marked; no
+    store, no retries. A channel has one destination, an Apprise channel one per URL
+    (``team#2`` names one of them).
 
     ``KeyError`` for an unknown channel, ``DryRunError`` for input that is not an event.
     """
     runtime = Runtime.build(loaded)
+    destinations = runtime.destinations_of(channel)
+    if not destinations:
+        raise KeyError(channel)
+    parse_event(raw)  # input that is not an event fails before anything is sent
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session:
+        return [
+            await _send_one(runtime, name, raw, session, within=within) for name in destinations
+        ]
+
+
+async def _send_one(
+    runtime: Runtime, channel: str, raw: bytes, session: aiohttp.ClientSession, *, within: float
+) -> SendOutcome:
     target = runtime.channels[channel]
     kind = _kind(target)
     try:
         message = render_test(runtime, channel, raw, now=time.time())
     except RenderError as exc:
         return SendOutcome(channel, kind, False, f"template error: {exc}")
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session:
-        await target.start(session)
-        try:
-            async with asyncio.timeout(within):
-                ref = await target.send(message)
-        except DeliveryError as exc:
-            return SendOutcome(channel, kind, False, exc.reason)
-        except TimeoutError:
-            return SendOutcome(channel, kind, False, f"no answer within {within:g}s")
-        finally:
-            await target.close()
+    await target.start(session)
+    try:
+        async with asyncio.timeout(within):
+            ref = await target.send(message)
+    except DeliveryError as exc:
+        return SendOutcome(channel, kind, False, exc.reason)
+    except TimeoutError:
+        return SendOutcome(channel, kind, False, f"no answer within {within:g}s")
+    finally:
+        await target.close()
     return SendOutcome(channel, kind, True, _where(ref))
 
 

@@ -15,6 +15,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from relay.channels import REGISTRY
 from relay.cli import config_schema, main
 from relay.config import RelayConfig
 from relay.receiver import SIGNATURE_HEADER
@@ -109,8 +110,7 @@ routes:
     assert err.splitlines() == [
         "relay.yaml:4: delivery.lease: not a duration: '5q' "
         "(use seconds or e.g. '500ms', '1s', '5m', '24h', '7d')",
-        "relay.yaml:7: channels.a.type: unknown channel type "
-        "(one of: console, file, slack, telegram, email, webhook)",
+        f"relay.yaml:7: channels.a.type: unknown channel type (one of: {', '.join(REGISTRY)})",
         "relay.yaml:10: channels.b.pathh: unknown key (check the spelling)",
         "relay.yaml:13: routes[0].match.trigger: unknown trigger 'yt' "
         "(one of: youtube, schedule, manual, none; or {unknown: yt} for a trigger the relay "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from relay.channels.apprise_settings import AppriseSettings
 from relay.channels.base import (
     Channel,
     ChannelSettings,
@@ -78,6 +79,7 @@ REGISTRY: dict[str, ChannelType] = {
     "telegram": ChannelType(TelegramSettings, "relay.channels.telegram:TelegramChannel"),
     "email": ChannelType(EmailSettings, "relay.channels.email:EmailChannel"),
     "webhook": ChannelType(WebhookSettings, "relay.channels.webhook:WebhookChannel"),
+    "apprise": ChannelType(AppriseSettings, "relay.channels.apprise:AppriseChannel"),
 }
 
 

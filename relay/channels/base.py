@@ -48,6 +48,11 @@ class ChannelSettings(StrictModel):
         sources = self.model_dump(include=set(self.template_fields), exclude_none=True)
         return {name: str(source) for name, source in sources.items()}
 
+    def destinations(self, name: str) -> list[tuple[str, ChannelSettings]]:
+        """The destinations the channel ``name`` delivers to, each with its own jobs, retries,
+        dead letters and rate limit: itself, or (an Apprise channel) one per URL."""
+        return [(name, self)]
+
 
 def http_url(value: str, example: str = "") -> str:
     """``value`` without surrounding blanks when it is an absolute http(s) URL, else

@@ -2,8 +2,9 @@
 
 Client libraries put secrets where we cannot stop them: python-telegram-bot builds URLs with the
 bot token in the path and logs them, httpx logs every request URL at INFO, slack-sdk logs the
-incoming-webhook URL at DEBUG. ``hide_in_logs`` registers a secret; a filter on those libraries'
-loggers replaces it with ``***`` before any handler sees the record.
+incoming-webhook URL at DEBUG, Apprise's plugins parts of their URLs. ``hide_in_logs`` registers
+a secret; a filter on those libraries' loggers replaces it with ``***`` before any handler sees
+the record.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ _FILTERED_LOGGERS = (
     "telegram.request.BaseRequest",
     "telegram.request.HTTPXRequest",
     "relay.mosaic",  # the Mosaic API client (relay.mosaic.client.LOGGER_NAME)
+    "apprise",  # every Apprise plugin logs here (relay.channels.apprise_urls.LOGGER_NAME)
+    "urllib3.connectionpool",  # Apprise's HTTP client logs each request's path at DEBUG
 )
 
 
@@ -78,7 +81,8 @@ _FILTER = _SecretFilter()
 
 def hide_in_logs(*secrets: str | None) -> None:
     """Mask these secrets in everything the HTTP client libraries log (process-wide)."""
-    _FILTER.secrets.update(s for s in secrets if s and len(s) >= 4)
+    # A new set, not an update: Apprise logs from its worker threads while a filter iterates.
+    _FILTER.secrets = _FILTER.secrets | {s for s in secrets if s and len(s) >= 4}
     for name in _FILTERED_LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

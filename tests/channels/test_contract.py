@@ -138,6 +138,26 @@ def webhook(request: pytest.FixtureRequest) -> Harness:
     )
 
 
+def apprise(request: pytest.FixtureRequest) -> Harness:
+    """Apprise only says sent or not: a 429 or a refusal is one more retryable failure."""
+    endpoint: HttpEndpoint = request.getfixturevalue("http_endpoint")
+    url = endpoint.url.replace("http://", "json://", 1)
+
+    def answer(status: int) -> None:
+        endpoint.status = status
+
+    return Harness(
+        settings={"type": "apprise", "urls": [url]},
+        bad_settings=None,
+        secrets=[url, endpoint.url, "tok3n-in-path"],
+        ref_type=type(None),
+        rate_limit=None,
+        server_error=lambda: answer(502),
+        refusal=None,
+        extra={"reset": lambda: answer(200)},
+    )
+
+
 def console(request: pytest.FixtureRequest) -> Harness:
     return Harness(
         settings={"type": "console"},
@@ -182,6 +202,7 @@ CASES: dict[str, Case] = {
     "telegram": Case("telegram", telegram),
     "email": Case("email", email),
     "webhook": Case("webhook", webhook),
+    "apprise": Case("apprise", apprise),
 }
 
 

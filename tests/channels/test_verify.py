@@ -95,6 +95,7 @@ async def test_good_credentials_pass_and_nothing_is_sent(
         "hook": {"type": "webhook", "url": http_endpoint.url},
         "archive": {"type": "file", "path": "out/deliveries.jsonl"},
         "stdout": {"type": "console"},
+        "notify": {"type": "apprise", "urls": [http_endpoint.url.replace("http", "json", 1)]},
     }
     assert {channel["type"] for channel in channels.values()} == set(REGISTRY)
     code, verdicts, printed = await check_online(tmp_path, capsys, channels)
@@ -107,6 +108,7 @@ async def test_good_credentials_pass_and_nothing_is_sent(
         "hook": f"ok (127.0.0.1:{urllib.parse.urlsplit(http_endpoint.url).port} answers)",
         "archive": "ok (deliveries.jsonl is writable)",
         "stdout": "ok (nothing to check)",
+        "notify#1": f"ok (127.0.0.1:{urllib.parse.urlsplit(http_endpoint.url).port} answers)",
     }
     assert [c.method for c in fake_slack.calls] == ["auth.test", "conversations.list"]
     assert [c.method for c in fake_telegram.calls] == ["getMe", "getChat"]
