@@ -24,10 +24,12 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from relay.channels import REGISTRY, ChannelSettings
 from relay.confmodel import Duration, StrictModel, suggest
+from relay.digest.settings import DigestSettings
 from relay.matchers import MatchSpec, match_value_problems
 from relay.mosaic.settings import MosaicSettings
 from relay.render import Renderer, TemplateConfigError, check_syntax
@@ -153,10 +155,20 @@ class RouteSettings(StrictModel):
     to: StrList
     template: str | None = None
     stop: bool = False
-    mode: Literal["post", "card"] = "post"
+    mode: Literal["post", "card", "digest"] = "post"
     thread: bool = False
     broadcast_failures: bool = False
     card_interval: Duration = 1.0
+    digest: DigestSettings | None = None
+    """With ``mode: digest``: when the window's one message per channel goes out."""
+
+    @model_validator(mode="after")
+    def _digest_with_its_mode(self) -> RouteSettings:
+        if self.mode == "digest" and self.digest is None:
+            raise ValueError("mode: digest needs digest: {schedule: CRON} or {every: DURATION}")
+        if self.digest is not None and self.mode != "digest":
+            raise ValueError("digest: is for mode: digest routes (add mode: digest)")
+        return self
 
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -167,22 +167,36 @@ def match_value_problems(
         [str(name) for pair in agents.items() for name in pair] if isinstance(agents, dict) else []
     )
     any_name = api_names_on(data.get("mosaic"))
-    routes = data.get("routes")
     problems: list[tuple[Path, str]] = []
+    for where, spec in _match_blocks(data):
+        for key, value in spec.items():
+            path: Path = (*where, key)
+            if value is None and path in unset:
+                problems.append((path, _unset_message(key, unset[path])))
+                continue
+            listed = isinstance(value, list)
+            for position, item in enumerate(value if listed else [value]):
+                message = _value_problem(key, item, known_agents, any_name)
+                if message:
+                    problems.append(((*path, position) if listed else path, message))
+    return problems
+
+
+def _match_blocks(data: Mapping[str, Any]) -> Iterator[tuple[Path, Mapping[str, Any]]]:
+    """Every match block of a raw config with its path: routes' ``match`` and ``not``, and
+    channels' ``quiet_hours.except``."""
+    routes = data.get("routes")
     for index, route in enumerate(routes if isinstance(routes, list) else []):
         for block in ("match", "not"):
             spec = route.get(block) if isinstance(route, dict) else None
-            for key, value in spec.items() if isinstance(spec, dict) else ():
-                path: Path = ("routes", index, block, key)
-                if value is None and path in unset:
-                    problems.append((path, _unset_message(key, unset[path])))
-                    continue
-                listed = isinstance(value, list)
-                for position, item in enumerate(value if listed else [value]):
-                    message = _value_problem(key, item, known_agents, any_name)
-                    if message:
-                        problems.append(((*path, position) if listed else path, message))
-    return problems
+            if isinstance(spec, dict):
+                yield ("routes", index, block), spec
+    channels = data.get("channels")
+    for name, channel in channels.items() if isinstance(channels, dict) else ():
+        quiet = channel.get("quiet_hours") if isinstance(channel, dict) else None
+        spec = quiet.get("except") if isinstance(quiet, dict) else None
+        if isinstance(spec, dict):
+            yield ("channels", name, "quiet_hours", "except"), spec
 
 
 def _unset_message(key: str, variable: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import aiohttp
 
 from relay.confmodel import RateLimit, RateLimitSetting, StrictModel
+from relay.digest.settings import QuietHoursSettings
 
 __all__ = [
     "Channel",
@@ -38,6 +39,8 @@ class ChannelSettings(StrictModel):
     type: str
     template: str | None = None
     rate_limit: RateLimitSetting = None
+    quiet_hours: QuietHoursSettings | None = None
+    """Deliveries during the quiet period wait and go out as one message when it ends."""
 
     template_fields: ClassVar[tuple[str, ...]] = ()
     """The settings that are templates of the channel's own (a webhook's ``body``, an email's
