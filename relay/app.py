@@ -17,6 +17,8 @@ from aiohttp import web
 from relay.admin import FAILURES, FailedAuthLimiter, require_admin
 from relay.bodies import BODY_READS, BodyReads
 from relay.config import LoadedConfig
+from relay.delivery.clock import SYSTEM_CLOCK, Clock
+from relay.digest.flusher import Flusher
 from relay.dispatch import Dispatcher
 from relay.httplog import HTTP_LOG, ParserErrorLog
 from relay.live import LiveRuntime
@@ -76,6 +78,9 @@ class Relay:
     """Agents' names in Mosaic, resolved in the background (idle while ``agent_names`` is off)."""
     mosaic_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     """Reconciliation and the stale-run watch (each idles while its settings say off)."""
+    flusher: Flusher = field(init=False)
+    """Digest windows and quiet periods that ended, each sent as one message."""
+    flushing: asyncio.Task[None] | None = None
 
     def mosaic_settings(self) -> MosaicSettings:
         return self.live.current.loaded.config.mosaic
@@ -138,11 +143,13 @@ def build_app(
     peers: Callable[[], None] | None = None,
     worker: int | None = None,
     warn: bool = True,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> web.Application:
     """The relay as an aiohttp app; ``watch`` reloads the config when its file changes;
     ``check_channels`` verifies the channels' credentials in the background at start and
     after each reload. ``workers``: how many processes serve this port and store (this one
-    among them); ``peers`` tells the others to reload; ``warn`` logs the config's warnings."""
+    among them); ``peers`` tells the others to reload; ``warn`` logs the config's warnings;
+    ``clock`` is the time of acceptance, delivery and digest windows (tests move it)."""
     if warn:
         log_warnings(loaded)
     config = loaded.config
@@ -156,7 +163,13 @@ def build_app(
         )
     rejections = RejectionLog()
     relay = _assemble(
-        loaded, store, rejections, watch=watch, check_channels=check_channels, workers=workers
+        loaded,
+        store,
+        rejections,
+        watch=watch,
+        check_channels=check_channels,
+        workers=workers,
+        clock=clock,
     )
     relay.peers, relay.worker = peers, worker
     live = relay.live
@@ -214,6 +227,7 @@ def _assemble(
     watch: bool,
     check_channels: bool,
     workers: int = 1,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Relay:
     """The parts, each given only what it uses, and who hears of a reload."""
     api_names = AgentNames()
@@ -223,9 +237,14 @@ def _assemble(
 
     live = LiveRuntime(build(loaded))
     metrics = Metrics()
-    dispatcher = Dispatcher(store, lambda: live.current, metrics=metrics)
+    dispatcher = Dispatcher(store, lambda: live.current, clock=clock, metrics=metrics)
     receiver = Receiver(
-        store, lambda: live.current, dispatcher.notify, metrics=metrics, rejections=rejections
+        store,
+        lambda: live.current,
+        dispatcher.notify,
+        metrics=metrics,
+        rejections=rejections,
+        clock=clock.now,
     )
     checks = ChannelChecks(metrics) if check_channels else None
     relay = Relay(
@@ -248,6 +267,9 @@ def _assemble(
     live.on_swap(lambda _: relay.reconciler.pacer.wake())
     live.on_swap(lambda _: relay.stale_watch.pacer.wake())
     relay.names = NameResolver(store, api_names, relay.mosaic_settings, relay.mosaic_client)
+    relay.flusher = Flusher(store, lambda: live.current, dispatcher.notify, clock=clock)
+    receiver.ingest.on_hold = relay.flusher.wake
+    live.on_swap(lambda _: relay.flusher.wake())
     live.on_swap(lambda _: dispatcher.notify())
     live.on_swap(lambda runtime: metrics.config_loaded_now(runtime.loaded.sha256))
     live.on_reload(lambda result: metrics.config_reloaded(bool(result["ok"])))
@@ -272,6 +294,7 @@ async def _on_startup(app: web.Application) -> None:
     await relay.start_channels(runtime)
     await relay.dispatcher.start()
     relay.maintenance = asyncio.create_task(_prune_forever(relay), name="relay-prune")
+    relay.flushing = asyncio.create_task(relay.flusher.run_forever(), name="relay-digests")
     if relay.checks is not None:
         relay.checks.start(runtime)
     relay.mosaic_tasks = [
@@ -299,8 +322,9 @@ async def shut_down(app: web.Application) -> None:
 async def _stop(relay: Relay) -> None:
     relay.receiver.draining = True
     await relay.reloader.stop()
-    if relay.maintenance is not None:
-        relay.maintenance.cancel()
+    for task in (relay.maintenance, relay.flushing):
+        if task is not None:
+            task.cancel()
     for task in relay.mosaic_tasks:
         task.cancel()
     if relay.mosaic_tasks:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from relay.delivery.parsed import remember
+from relay.digest.entries import entry_of
 from relay.events import RELAY_KEY, Event
 from relay.store.base import AcceptResult, JobSpec, NewEvent, Store
 
@@ -68,6 +69,8 @@ class Ingest:
         self._router = router
         self._notify = notify
         self.clock = clock
+        self.on_hold: Callable[[], None] | None = None
+        """Called when an event was held (the digest flusher may have a new group to watch)."""
 
     async def event(
         self, event: Event, canonical: bytes, *, at: float | None = None
@@ -75,9 +78,19 @@ class Ingest:
         """Store one validated event (``canonical``: its canonical JSON) as received ``at`` (by
         default now); raises what the store raises. Returns the store's answer and the jobs
         made (none for a duplicate)."""
+        received_at = self.clock() if at is None else at
+        deliveries = self._router().match(event, received_at)
+        entry = entry_of(event, received_at) if any(d.hold for d in deliveries) else b""
         jobs = [
-            JobSpec(channel=d.channel, route=d.route.name, template=d.template, mode=d.route.mode)
-            for d in self._router().match(event)
+            JobSpec(
+                channel=d.channel,
+                route=d.route.name,
+                template=d.template,
+                mode=d.route.mode,
+                hold=d.hold,
+                entry=entry if d.hold else b"",
+            )
+            for d in deliveries
         ]
         new_event = NewEvent(
             event_id=new_event_id(),
@@ -87,14 +100,16 @@ class Ingest:
             run_id=event.run_id,
             agent_id=event.agent_id,
             status=event.status,
-            received_at=self.clock() if at is None else at,
+            received_at=received_at,
         )
         result = await self._store.accept(new_event, jobs)
         if result.duplicate:
             return result, []
-        if jobs:
+        if any(job.hold is None for job in jobs):
             remember(canonical, event)  # its deliveries here need not validate it again
             self._notify()
+        if self.on_hold is not None and any(job.hold for job in jobs):
+            self.on_hold()
         return result, jobs
 
     async def built(

@@ -20,6 +20,8 @@ from types import MappingProxyType
 
 from relay.config import RelayConfig, RouteSettings
 from relay.confmodel import route_label
+from relay.digest.groups import digest_group, quiet_group
+from relay.digest.windows import QuietHours, Schedule
 from relay.events import Event
 from relay.matchers import MATCH_KEYS, Matcher, agent_ids
 
@@ -42,6 +44,8 @@ class Route:
     thread: bool
     broadcast_failures: bool
     card_interval: float
+    digest: Schedule | None = None
+    """``mode: digest``: when its windows end."""
 
     @property
     def accepts_test(self) -> bool:
@@ -60,6 +64,16 @@ class Delivery:
     route: Route
     channel: str
     template: str | None
+    hold: str | None = None
+    """The held group it waits in (a digest window, the channel's quiet hours); None: sent now."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRule:
+    """A channel's quiet hours and the events they let through."""
+
+    hours: QuietHours
+    passes: Matcher
 
 
 _NO_NAMES: Mapping[str, str] = MappingProxyType({})
@@ -97,8 +111,10 @@ class Router:
         channel_templates: Mapping[str, str | None],
         agents: Mapping[str, str] = _NO_NAMES,
         api_names: Mapping[str, str] | None = None,
+        quiet: Mapping[str, QuietRule] = MappingProxyType({}),
     ) -> None:
         self.routes = tuple(routes)
+        self.quiet = dict(quiet)
         self._agents = agents
         self._api_names = api_names
         self._channel_templates = dict(channel_templates)
@@ -132,7 +148,13 @@ class Router:
             for name, channel in config.channels.items()
             for destination, settings in channel.destinations(name)
         }
-        return cls(routes, templates, config.agents, api_names)
+        quiet = {
+            destination: QuietRule(QuietHours(hours), Matcher.compile(hours.except_, ids))
+            for name, channel in config.channels.items()
+            if (hours := channel.quiet_hours) is not None
+            for destination, _ in channel.destinations(name)
+        }
+        return cls(routes, templates, config.agents, api_names, quiet)
 
     def route_named(self, name: str) -> Route | None:
         return self._by_name.get(name)
@@ -150,7 +172,9 @@ class Router:
             return lists[0]
         return _unique(heapq.merge(*lists))
 
-    def match(self, event: Event) -> list[Delivery]:
+    def match(self, event: Event, at: float | None = None) -> list[Delivery]:
+        """Where ``event`` goes; with ``at`` (when it was accepted), which deliveries are held:
+        a digest route's, and those reaching a channel in its quiet hours (unless ``except``)."""
         keys = event_keys(event, self._agents, self._api_names)
         deliveries: list[Delivery] = []
         taken: set[str] = set()
@@ -163,10 +187,23 @@ class Router:
                     continue
                 taken.add(channel)
                 template = route.template or self._channel_templates.get(channel)
-                deliveries.append(Delivery(route, channel, template))
+                hold = None if at is None else self._hold(route, channel, keys, at)
+                deliveries.append(Delivery(route, channel, template, hold))
             if route.stop:
                 break
         return deliveries
+
+    def _hold(
+        self, route: Route, channel: str, keys: Mapping[str, str | None], at: float
+    ) -> str | None:
+        if route.digest is not None:
+            return digest_group(route.name, channel)
+        rule = self.quiet.get(channel)
+        if rule is None or keys["flag"] == "TEST" or rule.hours.period_end(at) is None:
+            return None
+        if not rule.passes.is_empty and rule.passes.matches(keys):
+            return None
+        return quiet_group(channel)
 
 
 def _unique(indexes: Iterable[int]) -> Iterable[int]:
@@ -200,4 +237,5 @@ def _compile_route(
         thread=settings.thread,
         broadcast_failures=settings.broadcast_failures,
         card_interval=settings.card_interval,
+        digest=None if settings.digest is None else Schedule(settings.digest),
     )

@@ -5,7 +5,6 @@ decides the markup of card and replies, and whether a card follows the run's pro
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import time
@@ -264,7 +263,10 @@ async def test_coalescing_sends_at_most_one_edit_per_interval_and_the_final_stat
     # Delivery on a clock that moves only when told: an hour ahead of the receiver's, so every
     # accepted job is due at once, and edits can happen only when the test moves it on.
     clock = FakeClock(time.time() + 3600)
-    monkeypatch.setattr("relay.app.Dispatcher", functools.partial(Dispatcher, clock=clock))
+    def on_clock(*args: Any, **kwargs: Any) -> Dispatcher:
+        return Dispatcher(*args, **{**kwargs, "clock": clock})
+
+    monkeypatch.setattr("relay.app.Dispatcher", on_clock)
     client = await start_relay(interval="400ms")
     first_edit = clock.now() + 0.4  # the card is posted now
     second_edit = first_edit + 0.4
