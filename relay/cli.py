@@ -312,9 +312,14 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     if not result["deliveries"]:
         print("no route matches: nothing would be sent")
     for delivery in result["deliveries"]:
+        held = delivery.get("held")
+        when = ""
+        if held is not None:
+            what = "digest" if held["kind"] == "digest" else "after the quiet hours"
+            when = f" → {what} at {held['at']}"
         print(
             f"\n-> {delivery['channel']} (route {delivery['route']}, template "
-            f"{delivery['template'] or 'default'})"
+            f"{delivery['template'] or 'default'}){when}"
         )
         if "error" in delivery:
             print(f"   render error: {delivery['error']}")

@@ -11,6 +11,8 @@ import aiohttp
 from relay.channels import Channel, ChannelSettings, Limits, Message, build_channel
 from relay.config import LoadedConfig, ServerSettings
 from relay.confmodel import RateLimit
+from relay.digest.entries import Digest
+from relay.digest.settings import DigestSettings
 from relay.events import Event
 from relay.render import Renderer
 from relay.routing import Router
@@ -18,6 +20,9 @@ from relay.routing import Router
 __all__ = ["Runtime", "effective_rate_limit"]
 
 log = logging.getLogger("relay.runtime")
+
+DEFAULT_MAX_RUNS = DigestSettings.model_fields["max_runs"].default
+"""Runs a quiet-hours message lists at most."""
 
 
 def effective_rate_limit(channel: Channel) -> RateLimit | None:
@@ -123,6 +128,26 @@ class Runtime:
             limits=limits or target.limits,
             run_started_at=run_started_at,
             now=now,
+            channel_templates=settings.templates() if settings is not None else None,
+        )
+
+    def render_digest(
+        self, channel: str, template: str | None, digest: Digest, *, event_id: str
+    ) -> Message:
+        """The message of a flushed window for ``channel``; a digest route's ``max_runs``
+        bounds the runs it lists."""
+        target = self.channels[channel]
+        settings = self.settings_of(channel)
+        route = self.router.route_named(digest.route)
+        schedule = route.digest if route is not None else None
+        return self.renderer.render_digest(
+            target.render_kind,
+            template,
+            digest,
+            event_id=event_id,
+            channel=channel,
+            limits=target.limits,
+            max_runs=schedule.settings.max_runs if schedule is not None else DEFAULT_MAX_RUNS,
             channel_templates=settings.templates() if settings is not None else None,
         )
 

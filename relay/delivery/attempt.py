@@ -26,6 +26,7 @@ from relay.delivery.outcomes import Dead, Later, Outcome, Retry, Sent, Wait
 from relay.delivery.parsed import parse_stored
 from relay.delivery.ratelimit import RateLimiter
 from relay.delivery.retry import retry_or_give_up
+from relay.digest.entries import Digest
 from relay.events import Event, describe_error
 from relay.render import RenderError
 from relay.runtime import Runtime
@@ -42,8 +43,10 @@ INLINE_BYTES = 65_536
 thread: the receiver's ``INLINE_PARSE_BYTES`` (the cost of both grows with the body)."""
 
 
-def _unusable(exc: ValueError) -> str:
+def _unusable(exc: ValueError, mode: str) -> str:
     problem = describe_error(exc) if isinstance(exc, ValidationError) else "not JSON"
+    if mode == "digest":
+        return f"stored digest is not valid: {problem}"
     return f"stored event is not a valid Mosaic event: {problem}"
 
 
@@ -82,10 +85,13 @@ class Attempts:
         wait = await self._pace(channel.rate_key, runtime.rate_limits.get(job.channel), now)
         if wait > 0:
             return Later(now + wait, Wait.PACED)
+        parse: Callable[[bytes], Event | Digest] = (
+            Digest.model_validate_json if job.mode == "digest" else parse_stored
+        )
         try:
-            event = await self._compute(job, functools.partial(parse_stored, job.body))
+            event = await self._compute(job, functools.partial(parse, job.body))
         except ValueError as exc:  # a ValidationError, or a body that is not JSON
-            return Dead(_unusable(exc))
+            return Dead(_unusable(exc, job.mode))
         delivery = runtime.loaded.config.delivery
         timeout = min(SEND_TIMEOUT, delivery.lease / 2)
         try:
@@ -131,10 +137,26 @@ class Attempts:
         return wait
 
     async def _send(
-        self, job: Job, event: Event, channel: Channel, runtime: Runtime, now: float, within: float
+        self,
+        job: Job,
+        event: Event | Digest,
+        channel: Channel,
+        runtime: Runtime,
+        now: float,
+        within: float,
     ) -> Sent | Later:
-        """Render and send a post, or post, edit or skip a card (``route`` with ``mode: card``);
-        each channel call gets ``within`` seconds."""
+        """Render and send a post or a digest, or post, edit or skip a card (``route`` with
+        ``mode: card``); each channel call gets ``within`` seconds."""
+        if isinstance(event, Digest):
+            digest = await self._compute(
+                job,
+                functools.partial(
+                    runtime.render_digest, job.channel, job.template, event, event_id=job.event_id
+                ),
+            )
+            async with asyncio.timeout(within):
+                await channel.send(digest)
+            return Sent(rendered=digest.text)
 
         async def render() -> Message:
             return await self._compute(

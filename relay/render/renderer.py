@@ -9,19 +9,22 @@ the kind uses one, then the built-in default. The kind applies the destination's
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from functools import cache
 from types import TracebackType
 
 from jinja2 import Template
 
 from relay.channels.base import Limits, Message
+from relay.digest.entries import DIGEST_FLAG, Digest
 from relay.events import Event
 from relay.render.context import ContextCache, delivery_context
+from relay.render.digest import digest_context
 from relay.render.environment import Environments, compile_source
 from relay.render.errors import RenderError, TemplateConfigError
 from relay.render.kinds import REGISTRY, Draft, RenderKind, Reply, kind_named, markups_of
-from relay.render.kinds.base import COMMON_BUILTINS, Builtin, CompiledTemplate
-from relay.render.limits import oneline
+from relay.render.kinds.base import COMMON_BUILTINS, DIGEST_BUILTINS, Builtin, CompiledTemplate
+from relay.render.limits import measure, oneline
 from relay.render.markup import PLAIN, OutputMarkup
 from relay.render.settings import TemplateSettings
 
@@ -97,7 +100,19 @@ class Renderer:
             name: {**common, **self._compile_builtins(kind.builtins)}
             for name, kind in self._kinds.items()
         }
+        self._digest_builtins = {
+            name: self._compile_builtins(
+                {
+                    **DIGEST_BUILTINS,
+                    "text": replace(DIGEST_BUILTINS["text"], markup=kind.text_markup.name),
+                    **kind.digest_builtins,
+                }
+            )
+            for name, kind in self._kinds.items()
+        }
         self._agents = dict(agents)
+        self._api_names = api_names
+        self._run_url = run_url
         self._contexts = ContextCache(self._agents, run_url=run_url, api_names=api_names)
         self._templates = {
             name: compile_template(name, settings, self._envs, self._kinds.values())
@@ -173,6 +188,78 @@ class Renderer:
             flag=event.flag,
             status=event.status,
             agent_id=event.agent_id,
+            extra={"color": ctx["color"], "status_word": ctx["status_word"]},
+        )
+
+    def render_digest(
+        self,
+        kind: str,
+        template: str | None,
+        digest: Digest,
+        *,
+        event_id: str,
+        channel: str,
+        limits: Limits,
+        max_runs: int,
+        channel_templates: Mapping[str, str] | None = None,
+    ) -> Message:
+        """The one message of a flushed window (``relay.render.digest`` lists its variables).
+
+        With the built-in templates, as many runs as fit the destination are listed (at most
+        ``max_runs``), and the rest counted ("… and 37 more"); a template of the user's gets
+        ``max_runs`` and is cut to the limits like any message."""
+        renderer = kind_named(kind, self._kinds)
+        compiled = None
+        if template is not None:
+            compiled = self._templates.get(template)
+            if compiled is None:
+                raise RenderError(f"unknown template '{template}'")
+        builtins = self._digest_builtins[kind]
+        sources = channel_templates or {}
+        listed = max_runs
+        while True:
+            ctx = digest_context(
+                digest,
+                agents=self._agents,
+                api_names=self._api_names,
+                run_url=self._run_url,
+                listed=listed,
+                event_id=event_id,
+                channel=channel,
+            )
+            draft = Draft(
+                ctx,
+                limits,
+                compiled,
+                compiled.parts.get(kind) if compiled is not None else None,
+                builtins,
+                lambda key: self._channel_template(sources.get(key)),
+            )
+            try:
+                if compiled is None and listed > 0:
+                    size = measure(draft.builtin(renderer.digest_key))
+                    if size > limits.text:
+                        listed = min(listed - 1, listed * limits.text // size)
+                        continue
+                parts = renderer.render_digest(draft)
+            except RenderError:
+                raise
+            except Exception as exc:
+                raise RenderError(_describe(exc, template, kind)) from None
+            break
+        return Message(
+            text=parts.text,
+            subject=parts.subject,
+            html=parts.html,
+            blocks=parts.blocks,
+            caption=parts.caption,
+            body=parts.body,
+            run_id="",
+            event_id=event_id,
+            route=digest.route,
+            flag=DIGEST_FLAG,
+            status="",
+            agent_id="",
             extra={"color": ctx["color"], "status_word": ctx["status_word"]},
         )
 

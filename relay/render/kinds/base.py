@@ -26,6 +26,7 @@ from relay.render.settings import TemplateSettings
 __all__ = [
     "COMMON_BUILTINS",
     "DEFAULT_SUBJECT",
+    "DIGEST_BUILTINS",
     "Builtin",
     "Compile",
     "CompiledTemplate",
@@ -77,6 +78,12 @@ def builtin(markup: OutputMarkup, file: str) -> Builtin:
     folder = resources.files("relay.render").joinpath("templates")
     return Builtin(markup.name, folder.joinpath(file).read_text("utf-8"), file)
 
+
+DIGEST_BUILTINS: dict[str, Builtin] = {
+    "text": builtin(PLAIN, "digest.txt.j2"),
+    "subject": Builtin(PLAIN.name, "{{ title }}", "digest subject"),
+}
+"""Built-in digest templates every kind has; ``text`` is compiled in each kind's text markup."""
 
 COMMON_BUILTINS: dict[str, Builtin] = {
     "text": builtin(PLAIN, "plain.txt.j2"),
@@ -217,6 +224,10 @@ class RenderKind(ABC):
     """Its built-in templates, besides ``COMMON_BUILTINS``."""
     live_cards: ClassVar[bool] = True
     """Whether a live card is sent again as the run progresses (else at start and finish)."""
+    digest_builtins: ClassVar[Mapping[str, Builtin]] = {}
+    """Its built-in digest templates, besides ``DIGEST_BUILTINS`` (compiled in its text markup)."""
+    digest_key: ClassVar[str] = "text"
+    """The built-in digest template whose length decides how many runs a digest lists."""
 
     def compile(self, settings: TemplateSettings, compile_part: Compile) -> Any:
         """The kind's own part of a user template, compiled; None when the template has none."""
@@ -225,6 +236,11 @@ class RenderKind(ABC):
     @abstractmethod
     def render(self, draft: Draft) -> Parts:
         """The message for one delivery, within ``draft.limits``."""
+
+    def render_digest(self, draft: Draft) -> Parts:
+        """A digest (many runs in one message) within ``draft.limits``: by default what
+        ``render`` makes of the digest's variables and built-ins."""
+        return self.render(draft)
 
     @abstractmethod
     def render_reply(self, reply: Reply, limits: Limits) -> Parts:

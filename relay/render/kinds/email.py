@@ -48,6 +48,7 @@ class EmailKind(RenderKind):
     text_markup: ClassVar[OutputMarkup] = PLAIN
     markups: ClassVar[tuple[OutputMarkup, ...]] = (HTML,)
     builtins: ClassVar[Mapping[str, Builtin]] = {"html": builtin(HTML, "email.html.j2")}
+    digest_builtins: ClassVar[Mapping[str, Builtin]] = {"html": builtin(HTML, "digest.html.j2")}
     live_cards: ClassVar[bool] = False
 
     def compile(self, settings: TemplateSettings, compile_part: Compile) -> EmailParts | None:

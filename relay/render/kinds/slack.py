@@ -11,13 +11,23 @@ are cut to the destination's limits without splitting an entity or a ``<url|text
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from relay.channels.base import Limits
 from relay.render.blocks import compile_tree, fit_blocks, mrkdwn, plain_text, render_tree
 from relay.render.environment import duration
-from relay.render.kinds.base import Compile, Draft, Parts, RenderKind, Reply, reply_lines
+from relay.render.kinds.base import (
+    Builtin,
+    Compile,
+    Draft,
+    Parts,
+    RenderKind,
+    Reply,
+    builtin,
+    reply_lines,
+)
 from relay.render.limits import (
     SlackText,
     oneline,
@@ -69,6 +79,8 @@ class SlackKind(RenderKind):
     name: ClassVar[str] = "slack"
     text_markup: ClassVar[OutputMarkup] = SLACK
     markups: ClassVar[tuple[OutputMarkup, ...]] = (SLACK_PLAIN, PLAIN)
+    digest_builtins: ClassVar[Mapping[str, Builtin]] = {"slack": builtin(SLACK, "digest.slack.j2")}
+    digest_key: ClassVar[str] = "slack"
 
     def compile(self, settings: TemplateSettings, compile_part: Compile) -> SlackParts | None:
         blocks = text = None
@@ -95,6 +107,16 @@ class SlackKind(RenderKind):
             blocks=fit_blocks(blocks, draft.limits) or None,
             subject=draft.subject(),
         )
+
+    def render_digest(self, draft: Draft) -> Parts:
+        """A template's own Slack part as for an event; else its ``text`` or the built-in
+        digest as mrkdwn text (no blocks: a section holds 3,000 characters at most)."""
+        if draft.own is not None:
+            return self.render(draft)
+        text = draft.text(SLACK.name)
+        if text is None:
+            text = draft.builtin("slack")
+        return Parts(text=truncate_slack(text, draft.limits.text), subject=draft.subject())
 
     def render_reply(self, reply: Reply, limits: Limits) -> Parts:
         icon, title, detail = reply_lines(reply)

@@ -35,6 +35,10 @@ class TelegramKind(RenderKind):
     name: ClassVar[str] = "telegram"
     text_markup: ClassVar[OutputMarkup] = HTML
     builtins: ClassVar[Mapping[str, Builtin]] = {"telegram": builtin(HTML, "telegram.html.j2")}
+    digest_builtins: ClassVar[Mapping[str, Builtin]] = {
+        "telegram": builtin(HTML, "digest.telegram.j2")
+    }
+    digest_key: ClassVar[str] = "telegram"
 
     def compile(self, settings: TemplateSettings, compile_part: Compile) -> Template | None:
         if settings.telegram is None:
