@@ -8,10 +8,12 @@ the kind uses one, then the built-in default. The kind applies the destination's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import cache
 from types import TracebackType
+from typing import Any
 
 from jinja2 import Template
 
@@ -22,7 +24,7 @@ from relay.render.context import ContextCache, delivery_context
 from relay.render.digest import digest_context
 from relay.render.environment import Environments, compile_source
 from relay.render.errors import RenderError, TemplateConfigError
-from relay.render.kinds import REGISTRY, Draft, RenderKind, Reply, kind_named, markups_of
+from relay.render.kinds import REGISTRY, Draft, Parts, RenderKind, Reply, kind_named, markups_of
 from relay.render.kinds.base import COMMON_BUILTINS, DIGEST_BUILTINS, Builtin, CompiledTemplate
 from relay.render.limits import measure, oneline
 from relay.render.markup import PLAIN, OutputMarkup
@@ -146,11 +148,7 @@ class Renderer:
         ``body``, an email's ``subject``); a named template's parts win over them.
         """
         renderer = kind_named(kind, self._kinds)
-        compiled = None
-        if template is not None:
-            compiled = self._templates.get(template)
-            if compiled is None:
-                raise RenderError(f"unknown template '{template}'")
+        compiled = self._compiled(template)
         ctx = delivery_context(
             self._contexts.get(event),
             event_id=event_id,
@@ -159,36 +157,18 @@ class Renderer:
             run_started_at=run_started_at,
             now=now,
         )
-        sources = channel_templates or {}
-        draft = Draft(
-            ctx,
-            limits,
-            compiled,
-            compiled.parts.get(kind) if compiled is not None else None,
-            self._builtins[kind],
-            lambda key: self._channel_template(sources.get(key)),
-        )
-        try:
+        draft = self._draft(kind, ctx, limits, compiled, self._builtins[kind], channel_templates)
+        with _errors_named(template, kind):
             parts = renderer.render(draft)
-        except RenderError:
-            raise
-        except Exception as exc:
-            raise RenderError(_describe(exc, template, kind)) from None
-        return Message(
-            text=parts.text,
-            subject=parts.subject,
-            html=parts.html,
-            blocks=parts.blocks,
-            caption=parts.caption,
-            body=parts.body,
-            image_url=ctx["image_url"],
-            run_id=event.run_id,
+        return _message(
+            parts,
+            ctx,
             event_id=event_id,
             route=route,
+            run_id=event.run_id,
             flag=event.flag,
             status=event.status,
             agent_id=event.agent_id,
-            extra={"color": ctx["color"], "status_word": ctx["status_word"]},
         )
 
     def render_digest(
@@ -209,13 +189,7 @@ class Renderer:
         ``max_runs``), and the rest counted ("… and 37 more"); a template of the user's gets
         ``max_runs`` and is cut to the limits like any message."""
         renderer = kind_named(kind, self._kinds)
-        compiled = None
-        if template is not None:
-            compiled = self._templates.get(template)
-            if compiled is None:
-                raise RenderError(f"unknown template '{template}'")
-        builtins = self._digest_builtins[kind]
-        sources = channel_templates or {}
+        compiled = self._compiled(template)
         listed = max_runs
         while True:
             ctx = digest_context(
@@ -227,40 +201,42 @@ class Renderer:
                 event_id=event_id,
                 channel=channel,
             )
-            draft = Draft(
-                ctx,
-                limits,
-                compiled,
-                compiled.parts.get(kind) if compiled is not None else None,
-                builtins,
-                lambda key: self._channel_template(sources.get(key)),
-            )
-            try:
+            builtins = self._digest_builtins[kind]
+            draft = self._draft(kind, ctx, limits, compiled, builtins, channel_templates)
+            with _errors_named(template, kind):
                 if compiled is None and listed > 0:
                     size = measure(draft.builtin(renderer.digest_key))
                     if size > limits.text:
                         listed = min(listed - 1, listed * limits.text // size)
                         continue
                 parts = renderer.render_digest(draft)
-            except RenderError:
-                raise
-            except Exception as exc:
-                raise RenderError(_describe(exc, template, kind)) from None
-            break
-        return Message(
-            text=parts.text,
-            subject=parts.subject,
-            html=parts.html,
-            blocks=parts.blocks,
-            caption=parts.caption,
-            body=parts.body,
-            run_id="",
-            event_id=event_id,
-            route=digest.route,
-            flag=DIGEST_FLAG,
-            status="",
-            agent_id="",
-            extra={"color": ctx["color"], "status_word": ctx["status_word"]},
+            return _message(parts, ctx, event_id=event_id, route=digest.route, flag=DIGEST_FLAG)
+
+    def _compiled(self, template: str | None) -> CompiledTemplate | None:
+        if template is None:
+            return None
+        compiled = self._templates.get(template)
+        if compiled is None:
+            raise RenderError(f"unknown template '{template}'")
+        return compiled
+
+    def _draft(
+        self,
+        kind: str,
+        ctx: dict[str, Any],
+        limits: Limits,
+        compiled: CompiledTemplate | None,
+        builtins: Mapping[str, Template],
+        channel_templates: Mapping[str, str] | None,
+    ) -> Draft:
+        sources = channel_templates or {}
+        return Draft(
+            ctx,
+            limits,
+            compiled,
+            compiled.parts.get(kind) if compiled is not None else None,
+            builtins,
+            lambda key: self._channel_template(sources.get(key)),
         )
 
     def _channel_template(self, source: str | None) -> Template | None:
@@ -274,6 +250,32 @@ class Renderer:
                 raise RenderError(str(exc)) from None
             self._channel_templates[source] = template
         return template
+
+
+@contextmanager
+def _errors_named(template: str | None, kind: str) -> Iterator[None]:
+    """Any failure of a template as a ``RenderError`` naming the template and its line."""
+    try:
+        yield
+    except RenderError:
+        raise
+    except Exception as exc:
+        raise RenderError(_describe(exc, template, kind)) from None
+
+
+def _message(parts: Parts, ctx: Mapping[str, Any], **ids: str) -> Message:
+    """The rendered ``parts`` as a message, with the delivery's ids (``event_id``, ``run_id``…)."""
+    return Message(
+        text=parts.text,
+        subject=parts.subject,
+        html=parts.html,
+        blocks=parts.blocks,
+        caption=parts.caption,
+        body=parts.body,
+        image_url=ctx["image_url"],
+        extra={"color": ctx["color"], "status_word": ctx["status_word"]},
+        **ids,
+    )
 
 
 def render_reply(kind: str, reply: Reply, base: Message, limits: Limits) -> Message:
