@@ -465,6 +465,12 @@ def _reference_issues(located: Located) -> list[ConfigIssue]:
             issue(path, f"unknown template '{name}'{suggest(name, templates)}")
 
     for name, channel in (data.get("channels") or {}).items() if channels else ():
+        if isinstance(name, str) and "#" in name:
+            issue(
+                ("channels", name),
+                f"channel name '{name}' cannot contain '#' "
+                "(it numbers an Apprise channel's URLs: NAME#1, NAME#2)",
+            )
         if isinstance(channel, dict):
             unknown_template(("channels", name, "template"), channel.get("template"))
     routes = data.get("routes")

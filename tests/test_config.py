@@ -69,6 +69,14 @@ def test_unknown_channel_in_route_names_line_and_suggests() -> None:
     ]
 
 
+def test_a_channel_name_cannot_take_the_mark_of_apprise_destinations() -> None:
+    text = GOOD.replace("  archive:", "  archive#2:").replace("to: archive", "to: archive#2")
+    assert issues_of(text) == [
+        "relay.yaml:8: channels.archive#2: channel name 'archive#2' cannot contain '#' "
+        "(it numbers an Apprise channel's URLs: NAME#1, NAME#2)"
+    ]
+
+
 def test_unknown_key_is_an_error_with_its_line() -> None:
     text = GOOD.replace("    path: out.jsonl", "    pth: out.jsonl")
     assert issues_of(text) == [
