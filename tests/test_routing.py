@@ -253,3 +253,53 @@ def test_a_route_naming_an_agent_by_id_and_by_name_delivers_once() -> None:
     r = Router.from_config(config, {FAILED_AGENT: "Editor"})
     assert targets(r, event(FAILED)) == [("routes[0]", "a", None), ("routes[0]", "b", None)]
     assert list(r.candidates({"agent": FAILED_AGENT, "agent_name": "Editor"})) == [0]
+
+
+QUIET = """\
+auth: {allow_unsigned: true}
+channels:
+  phones:
+    type: apprise
+    urls: ["json://127.0.0.1:9/a", "json://127.0.0.1:9/b"]
+    quiet_hours: {from: "22:00", to: "08:00", except: {status: failed}}
+  archive: {type: file}
+routes:
+  - {to: [phones, archive]}
+  - name: daily
+    match: {flag: RUN_STARTED}
+    to: [archive]
+    mode: digest
+    digest: {every: 1h}
+"""
+NIGHT = 1_800_000_000.0 - 1_800_000_000.0 % 86_400 + 23 * 3600  # 23:00 UTC
+NOON = NIGHT - 11 * 3600
+
+
+def holds(r: Router, e: Event, at: float | None) -> list[tuple[str, str | None]]:
+    return [(d.channel, d.hold) for d in r.match(e, at)]
+
+
+def test_quiet_hours_hold_every_destination_of_a_channel_but_not_the_exceptions() -> None:
+    config, _ = parse_config(QUIET, env={})
+    r = Router.from_config(config)
+    done = event("run_finished_completed_youtube")
+    assert holds(r, done, NIGHT) == [
+        ("phones#1", '["quiet", "phones#1"]'),
+        ("phones#2", '["quiet", "phones#2"]'),
+        ("archive", None),
+    ]
+    assert holds(r, done, NOON) == [("phones#1", None), ("phones#2", None), ("archive", None)]
+    assert holds(r, event("run_finished_failed"), NIGHT)[:2] == [
+        ("phones#1", None),
+        ("phones#2", None),
+    ]
+    assert holds(r, done, None)[0] == ("phones#1", None)  # no time given: nothing held
+
+
+def test_a_digest_route_holds_whatever_the_time() -> None:
+    config, _ = parse_config(QUIET, env={})
+    r = Router.from_config(config)
+    started = event("run_started_youtube")
+    assert holds(r, started, NOON)[-1] == ("archive", None)  # the first route took archive
+    r = Router.from_config(config.model_copy(update={"routes": config.routes[1:]}))
+    assert holds(r, started, NOON) == [("archive", '["digest", "daily", "archive"]')]
