@@ -267,7 +267,9 @@ def _assemble(
     live.on_swap(lambda _: relay.reconciler.pacer.wake())
     live.on_swap(lambda _: relay.stale_watch.pacer.wake())
     relay.names = NameResolver(store, api_names, relay.mosaic_settings, relay.mosaic_client)
-    relay.flusher = Flusher(store, lambda: live.current, dispatcher.notify, clock=clock)
+    relay.flusher = Flusher(
+        store, lambda: live.current, dispatcher.notify, clock=clock, metrics=metrics
+    )
     receiver.ingest.on_hold = relay.flusher.wake
     live.on_swap(lambda _: relay.flusher.wake())
     live.on_swap(lambda _: dispatcher.notify())
@@ -362,6 +364,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
     try:
         relay.metrics.update_queue(await relay.store.status(), time.time())
+        relay.metrics.update_held(await relay.store.held_groups())
     except Exception:
         log.exception("reading queue depth for /metrics failed")
     return web.Response(body=relay.metrics.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -22,8 +22,9 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from relay.digest.groups import group_kind
 from relay.events import KNOWN_FLAGS
-from relay.store.base import ChannelStatus
+from relay.store.base import ChannelStatus, HeldGroup
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "flag_label", "mark_worker_dead"]
 
@@ -82,6 +83,7 @@ class _QueueSnapshot(Collector):
     def __init__(self) -> None:
         self.rows: list[ChannelStatus] = []
         self.oldest_age = 0.0
+        self.held: dict[tuple[str, str], int] = {}
 
     def collect(self) -> Iterator[Metric]:
         queue = GaugeMetricFamily(
@@ -97,6 +99,15 @@ class _QueueSnapshot(Collector):
             "Age of the oldest pending or in-flight delivery job, 0 when none.",
             value=self.oldest_age,
         )
+        held = GaugeMetricFamily(
+            "relay_held_events",
+            "Events waiting for a digest window or the end of quiet hours, by channel and kind "
+            "(digest, quiet; read from the store at scrape time).",
+            labels=["channel", "kind"],
+        )
+        for (channel, kind), count in sorted(self.held.items()):
+            held.add_metric([channel, kind], count)
+        yield held
 
 
 class _Merged(Collector):
@@ -222,6 +233,13 @@ class Metrics:
             "RUN_STALE events: runs with no news for mosaic.stale_after, still running.",
             registry=r,
         )
+        self.digests = Counter(
+            "relay_digests",
+            "Messages stored for digest windows and quiet periods that ended, by kind (digest, "
+            "quiet) and whether they were late (the relay was down when the window ended).",
+            ["kind", "late"],
+            registry=r,
+        )
         self.mosaic_api_errors = Counter(
             "relay_mosaic_api_errors",
             "Failed calls to Mosaic's API by status (an HTTP status, unreachable, invalid).",
@@ -251,6 +269,13 @@ class Metrics:
             (channel,): 1.0 if ok else 0.0 for channel, ok in outcomes.items()
         }
         self._replace(self.channel_check, checks, gone=_GONE_UNDER_MIN)
+
+    def update_held(self, groups: list[HeldGroup]) -> None:
+        held: dict[tuple[str, str], int] = {}
+        for group in groups:
+            key = (group.channel, group_kind(group.group))
+            held[key] = held.get(key, 0) + group.count
+        self._queue.held = held
 
     def update_queue(self, rows: list[ChannelStatus], now: float) -> None:
         oldest: float | None = None

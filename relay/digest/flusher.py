@@ -23,6 +23,7 @@ from relay.digest.entries import DIGEST_FLAG, Digest, Entry
 from relay.digest.groups import QUIET_ROUTE, digest_group, flush_key
 from relay.digest.windows import Schedule
 from relay.ingest import new_event_id
+from relay.metrics import Metrics
 from relay.routing import Router
 from relay.runtime import Runtime
 from relay.store.base import HeldGroup, JobSpec, NewEvent, Store
@@ -67,8 +68,10 @@ class Flusher:
         notify: Callable[[], None],
         *,
         clock: Clock = SYSTEM_CLOCK,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._runtime = runtime
         self._notify = notify
         self._clock = clock
@@ -200,6 +203,8 @@ class Flusher:
         await self._store.drop_held(key)
         if not result.duplicate:
             self.flushed += 1
+            if self._metrics is not None:
+                self._metrics.digests.labels(digest.kind, "yes" if digest.late else "no").inc()
             self._notify()
             log.info(
                 "%s of %d events for %s stored%s",

@@ -98,6 +98,8 @@ async def test_a_day_of_events_is_one_digest_per_window_per_channel(
         clock.advance(3 * 3600)  # the last at 2026-11-30 00:00; the window ends at 09:00
     await post(client, sample("run_started_youtube"))  # not matched: never held
     assert await held(relay) == {"team": 6, "archive": 6}
+    metrics = await (await client.get("/metrics")).text()
+    assert 'relay_held_events{channel="team",kind="digest"} 6.0' in metrics
     fire = berlin(2026, 11, 30, 9, 0)
     assert await relay.flusher.run_once(clock.now()) == fire + SETTLE
     assert read_jsonl(tmp_path / "team.jsonl") == []
@@ -116,6 +118,9 @@ async def test_a_day_of_events_is_one_digest_per_window_per_channel(
         assert text.count(title) == 1  # plain text: the title exactly as sent
     assert text.index(titles[5]) < text.index(titles[0])  # newest first
     assert await held(relay) == {}
+    metrics = await (await client.get("/metrics")).text()
+    assert 'relay_digests_total{kind="digest",late="no"} 2.0' in metrics
+    assert "relay_held_events{" not in metrics
 
     # The next window starts empty and gets only what comes after.
     await post(client, finished("run-late", "Tomorrow's video"))
