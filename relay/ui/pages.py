@@ -43,7 +43,7 @@ from relay.ui.state import UI
 __all__ = ["PAGE_SIZE", "STATIC_FILES", "add_page_routes"]
 
 PAGE_SIZE = 50
-FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "RUN_STALE", "TEST")
+FLAGS = ("RUN_STARTED", "RUN_PROGRESS", "RUN_FINISHED", "RUN_STALE", "TEST", "DIGEST")
 STATUSES = ("running", "completed", "partial_complete", "failed", "cancelled")
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 SECURITY_HEADERS = {

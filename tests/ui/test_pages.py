@@ -114,6 +114,7 @@ async def test_events_page_filters_and_keeps_them_in_the_form(client: Client) ->
     text = await page(client, "/ui/events?flag=RUN_PROGRESS&status=&agent=Shorts+cutter")
     assert progress in text and finished not in text
     assert "<option selected>RUN_PROGRESS</option>" in text
+    assert "<option>DIGEST</option>" in text  # the messages of digests and quiet hours
     assert 'name="agent" list="agents" value="Shorts cutter"' in text
     text = await page(client, "/ui/events?flag=TEST")
     assert "No events match these filters." in text
