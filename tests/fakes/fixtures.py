@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.mosaic import FakeMosaic
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 
-__all__ = ["clear_proxy_env", "fake_mosaic", "fake_slack", "fake_telegram"]
+__all__ = ["clear_proxy_env", "fake_discord", "fake_mosaic", "fake_slack", "fake_telegram"]
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -45,3 +46,11 @@ async def fake_mosaic(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeMosa
     clear_proxy_env(monkeypatch)
     async with FakeMosaic() as mosaic:
         yield mosaic
+
+
+@pytest.fixture
+async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    """One webhook, ``fake_discord.webhook_url()``."""
+    clear_proxy_env(monkeypatch)
+    async with FakeDiscord() as discord:
+        yield discord
