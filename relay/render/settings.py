@@ -61,6 +61,8 @@ class TemplateSettings(StrictModel):
     email: EmailTemplate | None = None
     webhook: str | None = None
     """The webhook channel's JSON body; use ``| tojson`` for every value."""
+    discord: str | None = None
+    """Discord message content (markdown; every value literal)."""
 
     @field_validator("slack")
     @classmethod
@@ -75,10 +77,17 @@ class TemplateSettings(StrictModel):
     def _not_empty(self) -> TemplateSettings:
         if all(
             part is None
-            for part in (self.text, self.slack, self.telegram, self.email, self.webhook)
+            for part in (
+                self.text,
+                self.slack,
+                self.telegram,
+                self.email,
+                self.webhook,
+                self.discord,
+            )
         ):
             raise ValueError(
-                "a template needs at least one of text, slack, telegram, email, webhook"
+                "a template needs at least one of text, slack, telegram, email, webhook, discord"
             )
         return self
 

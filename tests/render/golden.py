@@ -29,6 +29,7 @@ TIGHT = {
     "telegram": Limits(text=60, caption=30),
     "email": Limits(text=80, subject=20),
     "webhook": Limits(text=60),
+    "discord": Limits(text=60, header=20, section=40, blocks=1),
 }
 _STRUCTURAL = frozenset({"flag", "status", "type", "agent_id", "run_id"})
 

@@ -19,13 +19,14 @@ SAMPLES = Path(__file__).resolve().parents[2] / "relay" / "samples"
 SHORTS = "123e4567-e89b-12d3-a456-789012345678"
 CUTTER = "0b7e2a10-5c1d-4f3e-9a8b-6c5d4e3f2a1b"
 AGENTS = {SHORTS: "Shorts cutter", CUTTER: "Clip cutter"}
-KINDS = ("plain", "slack", "telegram", "email", "webhook")
+KINDS = ("plain", "slack", "telegram", "email", "webhook", "discord")
 LIMITS = {
     "plain": Limits(text=40_000),
     "slack": Limits(text=40_000, header=150, section=3000, blocks=50),
     "telegram": Limits(text=4096, caption=1024),
     "email": Limits(text=100_000, subject=200),
     "webhook": Limits(text=40_000),
+    "discord": Limits(text=2000, header=256, section=4096, blocks=10),
 }
 TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre"}
 VOID = {"br", "img", "meta", "hr", "input", "link", "area", "base", "col", "source", "wbr"}
@@ -182,7 +183,19 @@ def everything(message: Message, kind: str) -> str:
         return "\n".join(slack_texts(message))
     if kind == "email":
         return f"{message.subject}\n{message.text}\n{message.html}"
+    if kind == "discord":
+        return "\n".join(discord_texts(message))
     return message.text
+
+
+def discord_texts(message: Message) -> list[str]:
+    """Content and every text of the embeds, as Discord shows them (escapes taken out)."""
+    texts = [message.text]
+    for embed in message.blocks or []:
+        texts += [embed.get(key, "") for key in ("title", "description", "url")]
+        texts += [embed.get("author", {}).get("name", ""), embed.get("footer", {}).get("text", "")]
+        texts += [f"{field['name']}\n{field['value']}" for field in embed.get("fields", [])]
+    return [re.sub(r"\\(.)", r"\1", text).replace("\u200b", "") for text in texts if text]
 
 
 class _Checker(HTMLParser):

@@ -101,10 +101,31 @@ def check_limits(message: Message, kind: str) -> None:
         assert measure(message.subject) <= limits.subject
     if message.caption is not None:
         assert limits.caption is not None and measure(message.caption) <= limits.caption
+    if kind == "discord":
+        check_embeds(message.blocks or [])
+        return
     for block in message.blocks or []:
         limit = 150 if block["type"] == "header" else 3000
         for part in [block.get("text"), *block.get("fields", []), *block.get("elements", [])]:
             assert part is None or measure(part["text"]) <= limit
+
+
+def check_embeds(embeds: list[dict[str, Any]]) -> None:
+    """Discord's limits: parts, 25 fields, 10 embeds, 6,000 characters across them."""
+    assert len(embeds) <= 10
+    total = 0
+    for embed in embeds:
+        parts = [(embed.get("title", ""), 256), (embed.get("description", ""), 4096)]
+        parts += [(embed.get("author", {}).get("name", ""), 256)]
+        parts += [(embed.get("footer", {}).get("text", ""), 2048)]
+        assert len(embed.get("fields", [])) <= 25
+        for field in embed.get("fields", []):
+            parts += [(field["name"], 256), (field["value"], 1024)]
+            assert field["name"].strip() and field["value"].strip()
+        for text, limit in parts:
+            assert measure(text) <= limit
+            total += measure(text)
+    assert total <= 6000
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda t: t[:20])

@@ -236,6 +236,7 @@ def test_text_only_template_works_for_every_kind(kind: str) -> None:
         "email": f"New video: Tom & Jerry <3 {url}",
         "slack": f"New video: Tom &amp; Jerry &lt;3 {unlinked}",
         "telegram": f"New video: Tom &amp; Jerry &lt;3 {url}",
+        "discord": f"New video: Tom & Jerry \\<3 {url}",
     }[kind]
     assert message.text == expected
     if kind == "slack":  # a value is never linked unless the template asks: `url | link(text)`

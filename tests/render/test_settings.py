@@ -40,7 +40,7 @@ def test_email_parts() -> None:
     ("data", "message"),
     [
         ({}, "at least one of text, slack, telegram, email, webhook"),
-        ({"text": "x", "discord": "y"}, "Extra inputs are not permitted"),
+        ({"text": "x", "teams": "y"}, "Extra inputs are not permitted"),
         ({"email": {}}, "at least one of subject, text, html"),
         ({"email": {"subjet": "typo"}}, "Extra inputs are not permitted"),
         ({"slack": [{"text": "no type"}]}, "block 0 needs a 'type'"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from relay.render.kinds.base import Draft, Parts, RenderKind, Reply
+from relay.render.kinds.discord import DiscordKind
 from relay.render.kinds.email import EmailKind
 from relay.render.kinds.plain import PlainKind
 from relay.render.kinds.slack import SlackKind
@@ -20,7 +21,14 @@ __all__ = ["REGISTRY", "Draft", "Parts", "RenderKind", "Reply", "kind_named", "m
 
 REGISTRY: dict[str, RenderKind] = {
     kind.name: kind
-    for kind in (PlainKind(), SlackKind(), TelegramKind(), EmailKind(), WebhookKind())
+    for kind in (
+        PlainKind(),
+        SlackKind(),
+        TelegramKind(),
+        EmailKind(),
+        WebhookKind(),
+        DiscordKind(),
+    )
 }
 
 
