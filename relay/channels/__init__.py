@@ -26,6 +26,7 @@ from relay.channels.base import (
     RetryableError,
 )
 from relay.channels.console import ConsoleSettings
+from relay.channels.discord_settings import DiscordSettings
 from relay.channels.email_settings import EmailSettings
 from relay.channels.file import FileSettings
 from relay.channels.slack_settings import SlackSettings
@@ -80,6 +81,7 @@ REGISTRY: dict[str, ChannelType] = {
     "email": ChannelType(EmailSettings, "relay.channels.email:EmailChannel"),
     "webhook": ChannelType(WebhookSettings, "relay.channels.webhook:WebhookChannel"),
     "apprise": ChannelType(AppriseSettings, "relay.channels.apprise:AppriseChannel"),
+    "discord": ChannelType(DiscordSettings, "relay.channels.discord:DiscordChannel"),
 }
 
 

@@ -21,6 +21,8 @@ import pytest
 from relay.channels import REGISTRY, Channel
 from relay.channels.base import DeliveryError, Message, MessageRef, PermanentError, RetryableError
 from tests.channels.conftest import SMTP_PASSWORD, SMTP_USER, HttpEndpoint, SmtpServer
+from tests.fakes.discord import DEFAULT_TOKEN as DISCORD_TOKEN
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import DEFAULT_TOKEN as SLACK_TOKEN
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import DEFAULT_CHAT_ID, FakeTelegram
@@ -158,6 +160,20 @@ def apprise(request: pytest.FixtureRequest) -> Harness:
     )
 
 
+def discord(request: pytest.FixtureRequest) -> Harness:
+    fake: FakeDiscord = request.getfixturevalue("fake_discord")
+    wrong = fake.webhook_url(token="revoked-Discord-token-77")
+    return Harness(
+        settings={"type": "discord", "webhook_url": fake.webhook_url()},
+        bad_settings={"type": "discord", "webhook_url": wrong},
+        secrets=[fake.webhook_url(), DISCORD_TOKEN, wrong, "revoked-Discord-token-77"],
+        ref_type=MessageRef,
+        rate_limit=lambda: fake.fail_next(status=429, retry_after=2),
+        server_error=lambda: fake.fail_next(status=502),
+        refusal=lambda: fake.fail_next(status=403),
+    )
+
+
 def console(request: pytest.FixtureRequest) -> Harness:
     return Harness(
         settings={"type": "console"},
@@ -202,6 +218,7 @@ CASES: dict[str, Case] = {
     "telegram": Case("telegram", telegram),
     "email": Case("email", email),
     "webhook": Case("webhook", webhook),
+    "discord": Case("discord", discord),
     "apprise": Case("apprise", apprise),
 }
 

@@ -15,6 +15,8 @@ import pytest
 from relay.channels import REGISTRY
 from relay.cli import main
 from tests.channels.conftest import SMTP_PASSWORD, SMTP_USER, HttpEndpoint, SmtpServer, StartSmtp
+from tests.fakes.discord import CHANNEL_ID as DISCORD_CHANNEL
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import DEFAULT_TOKEN as SLACK_TOKEN
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import DEFAULT_CHAT_ID, FakeTelegram
@@ -86,6 +88,7 @@ async def test_good_credentials_pass_and_nothing_is_sent(
     fake_telegram: FakeTelegram,
     smtp_auth_server: SmtpServer,
     http_endpoint: HttpEndpoint,
+    fake_discord: FakeDiscord,
 ) -> None:
     channels = {
         "slack": slack_api(fake_slack),
@@ -95,6 +98,7 @@ async def test_good_credentials_pass_and_nothing_is_sent(
         "hook": {"type": "webhook", "url": http_endpoint.url},
         "archive": {"type": "file", "path": "out/deliveries.jsonl"},
         "stdout": {"type": "console"},
+        "discord": {"type": "discord", "webhook_url": fake_discord.webhook_url()},
         "notify": {"type": "apprise", "urls": [http_endpoint.url.replace("http", "json", 1)]},
     }
     assert {channel["type"] for channel in channels.values()} == set(REGISTRY)
@@ -108,10 +112,13 @@ async def test_good_credentials_pass_and_nothing_is_sent(
         "hook": f"ok (127.0.0.1:{urllib.parse.urlsplit(http_endpoint.url).port} answers)",
         "archive": "ok (deliveries.jsonl is writable)",
         "stdout": "ok (nothing to check)",
+        "discord": f"ok (webhook 'Video alerts' in channel {DISCORD_CHANNEL})",
         "notify#1": f"ok (127.0.0.1:{urllib.parse.urlsplit(http_endpoint.url).port} answers)",
     }
     assert [c.method for c in fake_slack.calls] == ["auth.test", "conversations.list"]
     assert [c.method for c in fake_telegram.calls] == ["getMe", "getChat"]
+    assert [c.method for c in fake_discord.calls] == ["get_webhook"]
+    assert fake_discord.messages() == []
     assert fake_slack.messages("#video-alerts") == []
     assert fake_telegram.messages(DEFAULT_CHAT_ID) == []
     assert smtp_auth_server.logins == [(SMTP_USER, SMTP_PASSWORD)]
