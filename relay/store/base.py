@@ -27,8 +27,13 @@ __all__ = [
     "JobRecord",
     "JobSpec",
     "JobState",
+    "LiveCard",
     "NewEvent",
     "QuietRun",
+    "RunDetail",
+    "RunFilter",
+    "RunPage",
+    "RunRecord",
     "SharedRateLimits",
     "Store",
     "StoreError",
@@ -392,6 +397,82 @@ class Counts:
     dead: int
 
 
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Exact matches; None = any. ``status``: the final status; ``delivery``: the health."""
+
+    agent_id: str | None = None
+    status: str | None = None
+    trigger: str | None = None
+    delivery: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as its events (TEST and DIGEST left out) tell it."""
+
+    run_id: str
+    agent_id: str
+    trigger: str
+    """Of its newest event naming one: ``youtube``, ``schedule``… or ``none``."""
+    title: str | None
+    """The triggering video's title, if any (hostile text)."""
+    started_at: float
+    """When the relay accepted its first event."""
+    start_seen_at: float | None
+    """When the relay accepted its ``RUN_STARTED`` (None: never seen)."""
+    last_event_at: float
+    status: str
+    """Its newest event's status, or the newest end's once it ended."""
+    ended: bool
+    ended_at: float | None
+    """When the relay accepted its first end (``RUN_FINISHED`` or a terminal status)."""
+    outputs: int
+    """Outputs of its newest event that has any."""
+    events: int
+    health: str
+    """Over all its jobs: ``dead``, else ``retrying``, else ``pending``, else ``sent``; ``none``
+    when nothing was routed."""
+    cursor: str
+    """Pass it as ``before`` to list older runs."""
+
+    def duration(self, now: float) -> float:
+        """From its first event to its end, or to ``now`` while it runs."""
+        end = self.ended_at if self.ended_at is not None else now
+        return max(0.0, end - self.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: list[RunRecord]
+    older: str | None
+    """The cursor that continues the listing (None: nothing older). With filters on computed
+    values it may come with fewer than ``limit`` runs: the search stopped after a bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCard:
+    """A run's card (or thread root) on one channel as it stands now."""
+
+    channel: str
+    channel_id: str | None
+    message_id: str | None
+    state: str | None
+    """The card's bookkeeping (opaque JSON text owned by ``relay.cards``)."""
+    text: str | None
+    """The newest sent text kept in its jobs' attempt logs, if any."""
+    sent_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    record: RunRecord
+    events: tuple[EventRecord, ...]
+    """In acceptance order, with payloads, jobs and attempt logs (the first ``MAX_TIMELINE``)."""
+    cards: tuple[LiveCard, ...]
+    events_left_out: int = 0
+
+
 @runtime_checkable
 class StoreInspector(Protocol):
     """Read-only views of events, jobs and their attempt logs."""
@@ -407,6 +488,17 @@ class StoreInspector(Protocol):
         ...
 
     async def counts(self) -> Counts: ...
+
+    async def list_runs(
+        self, *, limit: int = 50, before: str | None = None, where: RunFilter | None = None
+    ) -> RunPage:
+        """Runs newest first (by when the relay accepted their first event), without the
+        relay's own pseudo-runs (TEST and DIGEST events)."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunDetail | None:
+        """The run's record, its events in order (with jobs and attempt logs) and its cards."""
+        ...
 
 
 @runtime_checkable

@@ -48,6 +48,9 @@ from relay.store.base import (
     JobSpec,
     NewEvent,
     QuietRun,
+    RunDetail,
+    RunFilter,
+    RunPage,
     StoreError,
 )
 from relay.store.sqlite_held import (
@@ -59,6 +62,7 @@ from relay.store.sqlite_held import (
     take_held,
 )
 from relay.store.sqlite_inspect import count_states, get_event, list_events
+from relay.store.sqlite_runs import get_run, list_runs
 from relay.store.sqlite_writer import Op, Writer
 
 if TYPE_CHECKING:
@@ -97,6 +101,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL NOT NULL,
     start_seen_at REAL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_seq INTEGER NOT NULL,
@@ -365,6 +370,14 @@ class SQLiteStore:
 
     async def counts(self) -> Counts:
         return await self._read(count_states)
+
+    async def list_runs(
+        self, *, limit: int = 50, before: str | None = None, where: RunFilter | None = None
+    ) -> RunPage:
+        return await self._read(lambda c: list_runs(c, limit, before, where or RunFilter()))
+
+    async def get_run(self, run_id: str) -> RunDetail | None:
+        return await self._read(lambda c: get_run(c, run_id))
 
     async def has_newer(self, job: Job) -> bool:
         sql = f"""SELECT 1 FROM jobs WHERE run_id = ? AND channel = ? AND id > ? AND {_OPEN}
