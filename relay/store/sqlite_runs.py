@@ -199,8 +199,13 @@ def get_run(c: sqlite3.Connection, run_id: str) -> RunDetail | None:
     )
 
 
-_CARD_TEXT_SQL = """SELECT a.rendered, a.at FROM jobs j JOIN attempts a ON a.job_id = j.id
-    WHERE j.run_id = ? AND j.channel = ? AND j.mode = 'card' AND j.state = 'sent'
+_CARD_CHANNELS_SQL = """SELECT DISTINCT j.channel FROM events e JOIN jobs j ON j.event_seq = e.seq
+    WHERE e.run_id = ? AND j.mode = 'card'"""
+"""A run's jobs are found through ``events_run`` and ``jobs_event`` (``jobs.run_id`` has no full
+index)."""
+_CARD_TEXT_SQL = """SELECT a.rendered, a.at FROM events e JOIN jobs j ON j.event_seq = e.seq
+        JOIN attempts a ON a.job_id = j.id
+    WHERE e.run_id = ? AND j.channel = ? AND j.mode = 'card' AND j.state = 'sent'
         AND a.outcome = 'sent' AND a.rendered IS NOT NULL
     ORDER BY j.id DESC, a.id DESC LIMIT 1"""
 
@@ -214,9 +219,7 @@ def _cards(c: sqlite3.Connection, run_id: str) -> tuple[LiveCard, ...]:
         )
     }
     states = dict(c.execute("SELECT channel, state FROM cards WHERE run_id = ?", (run_id,)))
-    card_jobs = c.execute(
-        "SELECT DISTINCT channel FROM jobs WHERE run_id = ? AND mode = 'card'", (run_id,)
-    )
+    card_jobs = c.execute(_CARD_CHANNELS_SQL, (run_id,))
     channels = sorted({*refs, *states, *(row[0] for row in card_jobs)})
     cards = []
     for channel in channels:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relay.store import JobSpec, NewEvent, SQLiteStore
+from relay.store import JobSpec, NewEvent, SQLiteStore, sqlite_runs
 from relay.store.base import RunFilter, StoreInspector
 from relay.store.sqlite_runs import SCAN_BOUND, parse_cursor
 
@@ -272,3 +272,18 @@ async def test_a_store_made_before_the_runs_index_gets_it(tmp_path: Path) -> Non
             names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             conn.execute("DROP INDEX runs_started")
         assert "runs_started" in names
+
+
+@pytest.mark.parametrize(
+    "name", ["_AGGREGATES_SQL", "_HEALTH_SQL", "_CARD_CHANNELS_SQL", "_CARD_TEXT_SQL"]
+)
+async def test_a_runs_aggregates_use_the_indexes(
+    store: SQLiteStore, tmp_path: Path, name: str
+) -> None:
+    """No query walks every event or job (a store may hold millions)."""
+    sql = str(getattr(sqlite_runs, name)).replace("{}", "?")
+    with sqlite3.connect(tmp_path / "relay.db") as conn:
+        args = ("run-1",) * sql.count("?")
+        plan = " | ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+    assert "events_run" in plan, plan
+    assert "SCAN" not in plan, plan
