@@ -218,6 +218,16 @@ class Channel(Protocol):
 
 
 @runtime_checkable
+class RestingChannel(Protocol):
+    """A channel whose destination said, on a success, that it takes no more sends for a while
+    (Discord's ``X-RateLimit-Remaining: 0``): the dispatcher holds it as after a 429."""
+
+    def resting_for(self) -> float:
+        """Seconds until the destination takes a send again (0: now)."""
+        ...
+
+
+@runtime_checkable
 class EditableChannel(Protocol):
     """A channel that can replace a message it sent (live cards)."""
 

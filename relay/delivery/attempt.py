@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from relay import cards
 from relay.channels import Channel, Message, PermanentError, RetryableError
+from relay.channels.base import RestingChannel
 from relay.config import DeliverySettings
 from relay.confmodel import RateLimit
 from relay.delivery.clock import Clock
@@ -106,6 +107,8 @@ class Attempts:
             return self.failed(job, f"no answer within {timeout:g}s")
         if isinstance(outcome, Sent):
             self._limiter.recovered(channel.rate_key)
+            if isinstance(channel, RestingChannel) and (rest := channel.resting_for()) > 0:
+                self._limiter.block(channel.rate_key, self._clock.now() + rest)
         return outcome
 
     def failed(

@@ -142,6 +142,19 @@ async def test_a_held_destination_puts_jobs_off_untried_until_the_hold_ends(
     assert channel.sent == []
 
 
+async def test_a_destination_resting_after_a_success_is_held_like_after_a_429(
+    attempts: Attempts, runtime: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = cast(Answering, runtime.channels["a"])
+    monkeypatch.setattr(channel, "resting_for", lambda: 2.5, raising=False)
+    assert await attempts.attempt(make_job()) == Sent(rendered="7")
+    assert await attempts.attempt(make_job()) == Later(T0 + 2.5, Wait.PACED)
+    assert len(channel.sent) == 1
+    monkeypatch.setattr(channel, "resting_for", lambda: 0.0, raising=False)
+    clock.advance(2.5)
+    assert await attempts.attempt(make_job()) == Sent(rendered="7")
+
+
 async def test_a_rate_limit_paces_sends(
     attempts: Attempts, runtime: Runtime, clock: FakeClock
 ) -> None:
