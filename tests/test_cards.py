@@ -263,6 +263,7 @@ async def test_coalescing_sends_at_most_one_edit_per_interval_and_the_final_stat
     # Delivery on a clock that moves only when told: an hour ahead of the receiver's, so every
     # accepted job is due at once, and edits can happen only when the test moves it on.
     clock = FakeClock(time.time() + 3600)
+
     def on_clock(*args: Any, **kwargs: Any) -> Dispatcher:
         return Dispatcher(*args, **{**kwargs, "clock": clock})
 

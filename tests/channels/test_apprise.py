@@ -199,7 +199,7 @@ def test_a_route_to_an_apprise_channel_reaches_each_of_its_urls(tmp_path: Path) 
     assert runtime.channels["team#1"].rate_key != runtime.channels["team#2"].rate_key
 
 
-def test_a_destination_named_like_another_channel_is_refused(tmp_path: Path) -> None:
+def test_a_channel_named_like_a_destination_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "relay.yaml"
     config = {
         "auth": {"allow_unsigned": True},
@@ -210,8 +210,8 @@ def test_a_destination_named_like_another_channel_is_refused(tmp_path: Path) -> 
         "routes": [{"to": ["team", "team#1"]}],
     }
     path.write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="another channel's name"):
-        Runtime.build(load_config(path, env={}))
+    with pytest.raises(ConfigError, match="channel name 'team#1' cannot contain '#'"):
+        load_config(path, env={})
 
 
 # --- sending -----------------------------------------------------------------------------------
