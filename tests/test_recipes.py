@@ -32,6 +32,9 @@ ENV = {
     "TELEGRAM_BOT_TOKEN": "123456:TEST-token",
     "SMTP_PASSWORD": "smtp-password",
     "RELAY_ADMIN_TOKEN": "admin-token",
+    "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1234/discord-token",
+    "NTFY_URL": "ntfys://ntfy.example.com/video-alerts",
+    "MATRIX_URL": "matrixs://relay:matrix-pass@matrix.example.org/#alerts",
 }
 SECRET_KEYS = ("token", "password", "webhook_url", "secret", "url")
 ENV_REFERENCE = re.compile(r"\$\{[A-Z][A-Z0-9_]*\}")
@@ -55,6 +58,21 @@ ROUTING: dict[str, dict[str, list[tuple[str, str]]]] = {
     },
     "progress-cards": {
         **{name: [("progress-cards", "team-slack")] for name in sample_names() if name != "test"},
+        "test": [("endpoint-tests", "team-slack")],
+    },
+    "digests-and-quiet-hours": {
+        **{
+            name: [
+                ("failed-runs", "team-slack"),
+                ("failed-runs", "phones#1"),
+                ("failed-runs", "phones#2"),
+            ]
+            for name in ("run_finished_failed", "run_finished_partial_schedule")
+        },
+        "run_finished_completed_youtube": [
+            ("daily-youtube", "team-slack"),
+            ("daily-youtube", "creators-discord"),
+        ],
         "test": [("endpoint-tests", "team-slack")],
     },
     "docker": {
@@ -96,6 +114,8 @@ def test_a_recipe_takes_every_secret_from_the_environment(path: Path) -> None:
         for key in SECRET_KEYS:
             if key in channel:
                 assert ENV_REFERENCE.fullmatch(channel[key]), f"channels.{name}.{key}"
+        for index, url in enumerate(channel.get("urls", [])):  # Apprise: each URL is a secret
+            assert ENV_REFERENCE.fullmatch(url), f"channels.{name}.urls[{index}]"
     without_secret = {k: v for k, v in ENV.items() if k != "MOSAIC_WEBHOOK_SECRET"}
     with pytest.raises(ConfigError, match="MOSAIC_WEBHOOK_SECRET is not set"):
         load_config(path, env=without_secret)
