@@ -16,7 +16,9 @@ __all__ = [
     "DELIVERY_STATES",
     "AcceptResult",
     "AgentName",
+    "AgentRuns",
     "Attempt",
+    "ChannelLatency",
     "ChannelStatus",
     "Counts",
     "EventFilter",
@@ -29,15 +31,18 @@ __all__ = [
     "JobState",
     "LiveCard",
     "NewEvent",
+    "PeriodStats",
     "QuietRun",
     "RunDetail",
     "RunFilter",
     "RunPage",
     "RunRecord",
+    "Series",
     "SharedRateLimits",
     "Store",
     "StoreError",
     "StoreInspector",
+    "StoreStats",
     "delivery_state",
 ]
 
@@ -324,6 +329,62 @@ def delivery_state(state: JobState, attempts: int, last_error: str | None) -> st
 
 
 @dataclass(frozen=True, slots=True)
+class Series:
+    """Counts per time bucket (an hour or a UTC day), stacked by key."""
+
+    starts: tuple[float, ...]
+    """Each bucket's start (UTC seconds), oldest first."""
+    stacks: tuple[tuple[str, tuple[int, ...]], ...]
+    """(key, one count per bucket), in stacking order."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRuns:
+    """Runs of one agent that finished (``RUN_FINISHED``) in a period, by outcome."""
+
+    agent_id: str
+    finished: int
+    failed: int
+    partial: int
+    """``partial_complete``."""
+
+    @property
+    def failure_rate(self) -> float:
+        return (self.failed + self.partial) / self.finished if self.finished else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLatency:
+    """Accept -> sent on one channel in a period; p50/p95 are histogram estimates (±10%)."""
+
+    channel: str
+    sent: int
+    p50: float
+    p95: float
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodStats:
+    """One period: the last 24 hours by hour, or the last 30 days by UTC day."""
+
+    events: Series
+    """Events by flag: ``RUN_STARTED``, ``RUN_PROGRESS``, ``RUN_FINISHED``, ``other``."""
+    deliveries: Series
+    """Attempts that ended in the bucket: ``sent``, ``retry`` (counted), ``dead``."""
+    agents: tuple[AgentRuns, ...]
+    latency: tuple[ChannelLatency, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    now: float
+    hours: PeriodStats
+    days: PeriodStats
+    dead_letters: tuple[tuple[str, int], ...]
+    """Dead letters waiting now, per channel."""
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One entry of a job's attempt log."""
 
@@ -476,6 +537,11 @@ class RunDetail:
 @runtime_checkable
 class StoreInspector(Protocol):
     """Read-only views of events, jobs and their attempt logs."""
+
+    async def stats(self, now: float) -> StoreStats:
+        """Aggregates for the overview: per hour over the 24 hours up to ``now``, per UTC day
+        over the 30 days up to ``now``, and the dead letters per channel."""
+        ...
 
     async def list_events(
         self, *, limit: int = 50, before: int | None = None, where: EventFilter | None = None

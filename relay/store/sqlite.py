@@ -52,6 +52,7 @@ from relay.store.base import (
     RunFilter,
     RunPage,
     StoreError,
+    StoreStats,
 )
 from relay.store.sqlite_held import (
     HELD_SCHEMA,
@@ -63,6 +64,7 @@ from relay.store.sqlite_held import (
 )
 from relay.store.sqlite_inspect import count_states, get_event, list_events
 from relay.store.sqlite_runs import get_run, list_runs
+from relay.store.sqlite_stats import STATS_SCHEMA, prune_stats, read_stats, roll_up
 from relay.store.sqlite_writer import Op, Writer
 
 if TYPE_CHECKING:
@@ -167,7 +169,7 @@ CREATE TABLE IF NOT EXISTS rate_buckets (
     tokens REAL NOT NULL,
     updated REAL NOT NULL
 ) WITHOUT ROWID;
-{HELD_SCHEMA}"""
+{HELD_SCHEMA};{STATS_SCHEMA}"""
 
 _JOB_COLUMNS = """j.id, e.event_id, j.run_id, j.channel, j.route, j.template, j.mode, j.state,
     j.attempts, j.created_at, j.next_attempt_at, j.last_error, e.body,
@@ -311,7 +313,10 @@ class SQLiteStore:
         return [ChannelStatus(*row) for row in rows]
 
     async def prune(self, *, older_than: float) -> int:
-        """Works in chunks, each its own write, so accepts are never held up for long."""
+        """Works in chunks, each its own write, so accepts are never held up for long. The
+        overview's rollups first count what it may delete."""
+        await self._roll_up()
+        await self._write(prune_stats)
         deleted, cursor = 0, (float("-inf"), -1)
         while True:
             count, last = await self._write(
@@ -430,6 +435,15 @@ class SQLiteStore:
             ON CONFLICT (agent_id) DO UPDATE
             SET name = excluded.name, fetched_at = excluded.fetched_at"""
         await self._write(lambda c: _execute(c, sql, (agent_id, name.name, name.fetched_at)))
+
+    async def stats(self, now: float) -> StoreStats:
+        """The overview's aggregates (``sqlite_stats``), rolled up to date first."""
+        await self._roll_up()
+        return await self._read(lambda c: read_stats(c, now))
+
+    async def _roll_up(self) -> None:
+        while await self._write(roll_up):
+            pass
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None or self._reader is None:

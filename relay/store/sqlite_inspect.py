@@ -102,9 +102,12 @@ def _event_record(
 
 
 def count_states(c: sqlite3.Connection) -> Counts:
-    sums = ", ".join(f"coalesce(sum({_DELIVERY_SQL[s]}), 0)" for s in DELIVERY_STATES)
+    """Through indexes only (every page shows these): the open and dead jobs through their
+    partial indexes, and ``sent`` as the rest (a job is pending, inflight, sent or dead)."""
     received = c.execute("SELECT count(*) FROM events").fetchone()[0]
-    by_state = dict(
-        zip(DELIVERY_STATES, c.execute(f"SELECT {sums} FROM jobs j").fetchone(), strict=True)
-    )
-    return Counts(received=received, **by_state)
+    total = c.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    dead = c.execute("SELECT count(*) FROM jobs WHERE state = 'dead'").fetchone()[0]
+    sums = ", ".join(f"coalesce(sum({_DELIVERY_SQL[s]}), 0)" for s in ("pending", "retrying"))
+    pending, retrying = c.execute(f"SELECT {sums} FROM jobs j WHERE {_OPEN_J}").fetchone()
+    sent = total - dead - pending - retrying
+    return Counts(received, sent=sent, pending=pending, retrying=retrying, dead=dead)
