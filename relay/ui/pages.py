@@ -140,11 +140,6 @@ async def _page(
     return _html(text)
 
 
-async def index(request: web.Request) -> web.Response:
-    await _session(request)
-    return _redirect("/ui/events")
-
-
 async def login_form(request: web.Request) -> web.Response:
     state = request.app[UI]
     token = current_token(state.live.current)
@@ -294,8 +289,6 @@ async def static(request: web.Request) -> web.Response:
 
 def add_page_routes(app: web.Application) -> None:
     router = app.router
-    router.add_get("/ui", index)
-    router.add_get("/ui/", index)
     router.add_get("/ui/login", login_form)
     router.add_post("/ui/login", login)
     router.add_post("/ui/logout", logout)

@@ -73,11 +73,12 @@ async def test_every_page_renders_with_security_headers(client: Client) -> None:
         assert "<script>" not in text  # no inline script: the CSP allows none
 
 
-async def test_ui_root_goes_to_events(client: Client) -> None:
+async def test_ui_root_is_the_overview(client: Client) -> None:
     await login(client)
-    for path in ("/ui", "/ui/"):
-        answer = await client.get(path, allow_redirects=False)
-        assert answer.status == 303 and answer.headers["Location"] == "/ui/events"
+    answer = await client.get("/ui", allow_redirects=False)
+    assert answer.status == 303 and answer.headers["Location"] == "/ui/"
+    answer = await client.get("/ui/", allow_redirects=False)
+    assert answer.status == 200 and "<h1>Overview</h1>" in await answer.text()
 
 
 async def test_static_files(client: Client) -> None:
