@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, ingest, latency, memory, replicas, routing
+from bench import e2e, ingest, latency, memory, overview, replicas, routing
 from bench.common import (
     RESULTS_DIR,
     Result,
@@ -31,6 +31,7 @@ BENCHES: dict[str, tuple[Callable[[Any], Result], Any, Any]] = {
     "replicas": (replicas.run, replicas.FULL, replicas.QUICK),
     "routing": (routing.run, routing.FULL, routing.QUICK),
     "memory": (memory.run, memory.FULL, memory.QUICK),
+    "overview": (overview.run, overview.FULL, overview.QUICK),
 }
 
 

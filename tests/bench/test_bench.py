@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import bench.__main__ as cli
-from bench import e2e, ingest, latency, memory, procs, replicas, routing
+from bench import e2e, ingest, latency, memory, overview, procs, replicas, routing
 from bench.__main__ import main
 from bench.common import run_id, sample_template, with_workers
 from bench.load import Loader, closed_loop
@@ -157,6 +157,17 @@ def test_replicas_tiny() -> None:
         assert run["processes"] == count  # each replica runs one process
     assert data["ratio"] > 0
     assert "2 relays / 1" in result.tables[0].columns
+
+
+def test_overview_tiny() -> None:
+    result = overview.run(overview.OverviewParams(events=2_000, loads=2))
+    data = result.data
+    assert data["filled"]["events"] == 2_000 and data["filled"]["jobs"] > 0
+    assert data["added_events"] > 0
+    # every event of the last 29 days and today is on the page, the hour added too
+    assert 0 < data["events_in_30_days"] <= 2_000 + data["added_events"]
+    assert 0 < data["page_ms"]["p50"] <= data["page_ms"]["max"]
+    assert result.targets[0]["met"] is None  # the target needs 1,000,000 events
 
 
 def test_with_workers_sets_server_workers_only_when_asked() -> None:
