@@ -411,6 +411,38 @@ def test_route_test_json(
     assert delivery["type"] == "file" and delivery["text"].strip()
 
 
+def test_route_test_says_when_a_held_event_goes_out(
+    write_config: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = BASE_CONFIG.replace(
+        "  - name: all\n    to: [archive]\n",
+        "  - name: all\n    to: [archive]\n    mode: digest\n"
+        '    digest: {schedule: "0 9 * * *", timezone: Europe/Berlin}\n',
+    )
+    path = write_config(held)
+    monkeypatch.setattr("relay.dryrun.time.time", lambda: 1_796_000_000.0)  # Mon 01:53 CET
+    event = str(SAMPLES / "run_finished_failed.json")
+    code, out, _ = run(capsys, "route-test", event, "-c", str(path))
+    assert code == 0
+    assert "-> archive (route all, template default) → digest at Mon 30 Nov 09:00 CET" in out
+    assert "📋 all: 1 run" in out and "Render node ran out of credits" not in out
+
+    quiet = BASE_CONFIG.replace(
+        "    path: deliveries.jsonl\n",
+        '    path: deliveries.jsonl\n    quiet_hours: {from: "22:00", to: "08:00"}\n',
+    )
+    path = write_config(quiet)
+    monkeypatch.setattr("relay.dryrun.time.time", lambda: 1_795_986_000.0)  # Sun 21:00 UTC
+    code, out, _ = run(capsys, "route-test", event, "-c", str(path))
+    assert "-> archive (route all, template default)\n" in out  # not quiet yet
+    monkeypatch.setattr("relay.dryrun.time.time", lambda: 1_795_993_200.0)  # Sun 23:00 UTC
+    code, out, _ = run(capsys, "route-test", event, "-c", str(path))
+    assert "→ after the quiet hours at Mon 30 Nov 08:00 UTC" in out
+    assert "🌙 Quiet hours: 1 run held" in out
+
+
 def test_route_test_when_nothing_matches(
     write_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
