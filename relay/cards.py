@@ -84,6 +84,8 @@ class Done:
     """The job is finished (sent, or rightly skipped)."""
 
     note: str
+    rendered: str | None = None
+    """The card's text when this job posted or edited it (the card as it stands now)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ async def run_card_job(
             rendered.append(await render())
         return rendered[0]
 
+    shows: str | None = None
     if shown and rank < state.rank:
         note = "skipped: older than the card"
     elif shown and not event.is_terminal and await store.has_newer(job):
@@ -151,6 +154,7 @@ async def run_card_job(
             if ref is None and isinstance(sent, MessageRef):
                 ref = sent
                 await store.put_ref(job.run_id, job.channel, sent.channel_id, sent.message_id)
+        shows = (await message()).text
         state.rank = max(state.rank, rank)
         state.fingerprint = _fingerprint(await message())
         state.last_edit = now
@@ -165,4 +169,4 @@ async def run_card_job(
             await send(channel.reply(ref, text, broadcast=broadcast))
             state.replied.append(reply.key)
             await store.put_card_state(job.run_id, job.channel, state.dump())
-    return Done(note)
+    return Done(note, shows)

@@ -190,7 +190,7 @@ class Attempts:
         )
         if isinstance(done, cards.Later):
             return Later(done.at, Wait.CARD_INTERVAL)
-        return Sent(note=done.note)
+        return Sent(note=done.note, rendered=done.rendered)
 
     def _refused(
         self, job: Job, rate_key: str, exc: RetryableError, delivery: DeliverySettings

@@ -387,7 +387,7 @@ class PlainStore:
         return getattr(self._inner, name)
 
 
-async def test_card_jobs_keep_no_rendered_text(
+async def test_a_card_job_keeps_the_text_it_showed_a_skipped_one_none(
     write_config: Callable[[str], Path],
     hook: Hook,
     aiohttp_client: Callable[..., Awaitable[Client]],
@@ -404,4 +404,10 @@ async def test_card_jobs_keep_no_rendered_text(
     await wait_until(lambda: _delivered(client, event_id, {"archive": "sent"}))
     (delivery,) = (await get(client, f"/api/events/{event_id}"))["deliveries"]
     assert delivery["mode"] == "card"
-    assert [(a["outcome"], a["rendered"]) for a in delivery["log"]] == [("sent", None)]
+    [(outcome, rendered)] = [(a["outcome"], a["rendered"]) for a in delivery["log"]]
+    assert outcome == "sent" and rendered.startswith("🚀 Started")
+    again = await post_event(client, {**sample("run_started_youtube"), "seq": 2})
+    await wait_until(lambda: _delivered(client, again, {"archive": "sent"}))
+    (delivery,) = (await get(client, f"/api/events/{again}"))["deliveries"]
+    assert delivery["log"][-1]["outcome"] == "sent"  # after a wait for the card's interval
+    assert [a["rendered"] for a in delivery["log"]] == [None] * len(delivery["log"])

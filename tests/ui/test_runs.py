@@ -75,7 +75,9 @@ async def settled_run(client: Client, run_id: str, delivery: str) -> dict[str, A
 
     async def done() -> bool:
         found.update(await get(client, f"/api/runs/{run_id}"))
-        return bool(found["run"]["delivery"] == delivery)
+        states = {d["delivery"] for e in found["events"] for d in e["deliveries"]}
+        # Every delivery done: the health is "dead" as soon as one is, others may still run.
+        return bool(found["run"]["delivery"] == delivery) and states <= {"sent", "dead"}
 
     await wait_until(done)
     return found
@@ -271,3 +273,30 @@ async def test_runs_with_a_store_without_inspection(
     assert "not available with this store" in await page(client, "/ui/runs")
     assert (await client.get(f"/ui/runs/{RUN}")).status == 501
     assert (await client.get("/api/runs", headers=bearer())).status == 501
+
+
+async def test_a_card_route_shows_the_card_text_as_it_stands(
+    write_config: Callable[[str], Path],
+    hook: Hook,
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    from relay.app import build_app
+    from relay.config import load_config
+    from tests.ui.conftest import ui_config
+
+    text = ui_config(hook.url).replace(
+        "  - name: all\n    to: [archive]\n", "  - name: all\n    to: [archive]\n    mode: card\n"
+    )
+    client = await aiohttp_client(build_app(load_config(write_config(text), env={})))
+    started = sample("run_started_youtube")
+    await post_event(client, started)
+
+    shown: list[str] = []
+
+    async def card_shown() -> bool:
+        detail = await get(client, f"/api/runs/{started['run_id']}")
+        shown[:] = [card["text"] for card in detail["cards"] if card["text"]]
+        return bool(shown)
+
+    await wait_until(card_shown)
+    assert shown[0].startswith("🚀 Started")
