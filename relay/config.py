@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from relay.actions.model import Action
+from relay.actions.settings import ActionSettings
 from relay.channels import REGISTRY, ChannelSettings
 from relay.confmodel import Duration, StrictModel, suggest
 from relay.digest.settings import DigestSettings
@@ -161,6 +163,8 @@ class RouteSettings(StrictModel):
     card_interval: Duration = 1.0
     digest: DigestSettings | None = None
     """With ``mode: digest``: when the window's one message per channel goes out."""
+    actions: Annotated[tuple[Action, ...], BeforeValidator(_one_or_many)] = ()
+    """Buttons on this route's messages (``resume``, ``cancel``, ``rerun``; see ``actions:``)."""
 
     @model_validator(mode="after")
     def _digest_with_its_mode(self) -> RouteSettings:
@@ -193,6 +197,7 @@ class RelayConfig(StrictModel):
     routes: list[RouteSettings] = []
     templates: dict[str, TemplateSettings] = {}
     mosaic: MosaicSettings = MosaicSettings()
+    actions: ActionSettings = ActionSettings()
 
 
 @dataclass(frozen=True)
@@ -493,7 +498,28 @@ def _reference_issues(located: Located) -> list[ConfigIssue]:
                     ("routes", index, "to", position) if listed else (),
                 )
         unknown_template(("routes", index, "template"), route.get("template"))
+        if isinstance(route, dict) and route.get("actions"):
+            issues += [
+                ConfigIssue(located.line_of(("routes", index, "actions")), dotted(path), message)
+                for path, message in _action_problems(data, index)
+            ]
     return issues
+
+
+def _action_problems(
+    data: Mapping[str, Any], index: int
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What a route offering buttons lacks: somewhere for presses to arrive, and the API key."""
+    where: tuple[str | int, ...] = ("routes", index, "actions")
+    actions, mosaic = data.get("actions"), data.get("mosaic")
+    problems = []
+    if not isinstance(actions, dict) or not (actions.get("slack") or actions.get("telegram")):
+        problems.append(
+            (where, "buttons need actions.slack or actions.telegram (where presses arrive)")
+        )
+    if not isinstance(mosaic, dict) or not mosaic.get("api_key"):
+        problems.append((where, "buttons need mosaic.api_key (the presses call Mosaic's API)"))
+    return problems
 
 
 def _match_issues(located: Located) -> list[ConfigIssue]:

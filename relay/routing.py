@@ -46,6 +46,8 @@ class Route:
     card_interval: float
     digest: Schedule | None = None
     """``mode: digest``: when its windows end."""
+    actions: tuple[str, ...] = ()
+    """Buttons its messages offer (``relay.actions``)."""
 
     @property
     def accepts_test(self) -> bool:
@@ -238,4 +240,5 @@ def _compile_route(
         broadcast_failures=settings.broadcast_failures,
         card_interval=settings.card_interval,
         digest=None if settings.digest is None else Schedule(settings.digest),
+        actions=settings.actions,
     )

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "DELIVERY_STATES",
     "AcceptResult",
+    "ActionRecord",
     "AgentName",
     "AgentRuns",
     "Attempt",
@@ -67,6 +68,24 @@ class JobSpec:
     hours) until the group is flushed as one message (``Store.take_held``)."""
     entry: bytes = b""
     """With ``hold``: what the held event will show in that message (JSON, ``relay.digest``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One press of a chat action's button as the audit keeps it (``relay.actions``)."""
+
+    at: float
+    action: str
+    run_id: str
+    source: str
+    """``slack`` or ``telegram``."""
+    user_id: str
+    user_name: str | None
+    result: str
+    """``done``, ``failed``, ``refused``, ``duplicate`` or ``expired``."""
+    detail: str = ""
+    route: str = ""
+    channel: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +302,21 @@ class Store(Protocol):
 
     async def drop_held(self, key: str) -> None:
         """Forget the events taken for ``key`` (its message is stored)."""
+        ...
+
+    async def claim_once(self, key: str, *, ttl: float) -> bool:
+        """True for the first caller that claims ``key`` among every process sharing the store,
+        False for every later one until ``ttl`` seconds have passed (a button pressed twice)."""
+        ...
+
+    async def record_action(self, record: ActionRecord) -> None:
+        """Keep a chat action's audit row (kept for the store's retention)."""
+        ...
+
+    async def list_actions(
+        self, *, run_id: str | None = None, limit: int = 100
+    ) -> list[ActionRecord]:
+        """The newest audit rows first, all runs' or one run's."""
         ...
 
     async def take_lease(self, name: str, *, ttl: float) -> bool:
