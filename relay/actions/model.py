@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from relay.channels.base import MessageRef
 from relay.store.base import ActionRecord
+
+if TYPE_CHECKING:
+    from relay.channels.base import MessageRef  # which imports ``Button`` from here
 
 __all__ = [
     "ACTIONS",

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import aiohttp
 
+from relay.actions.model import Button
 from relay.confmodel import RateLimit, RateLimitSetting, StrictModel
 from relay.digest.settings import QuietHoursSettings
 
@@ -101,6 +102,8 @@ class Message:
     status: str = ""
     agent_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    buttons: tuple[Button, ...] = ()
+    """Chat actions the channel draws under the message, if it can (Slack, Telegram)."""
 
 
 @dataclass(frozen=True, slots=True)
