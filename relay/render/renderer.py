@@ -263,8 +263,18 @@ def _errors_named(template: str | None, kind: str) -> Iterator[None]:
         raise RenderError(_describe(exc, template, kind)) from None
 
 
-def _message(parts: Parts, ctx: Mapping[str, Any], **ids: str) -> Message:
-    """The rendered ``parts`` as a message, with the delivery's ids (``event_id``, ``run_id``…)."""
+def _message(
+    parts: Parts,
+    ctx: Mapping[str, Any],
+    *,
+    event_id: str,
+    route: str,
+    flag: str,
+    run_id: str = "",
+    status: str = "",
+    agent_id: str = "",
+) -> Message:
+    """The rendered ``parts`` as a message, with the delivery's ids."""
     return Message(
         text=parts.text,
         subject=parts.subject,
@@ -274,7 +284,12 @@ def _message(parts: Parts, ctx: Mapping[str, Any], **ids: str) -> Message:
         body=parts.body,
         image_url=ctx["image_url"],
         extra={"color": ctx["color"], "status_word": ctx["status_word"]},
-        **ids,
+        event_id=event_id,
+        route=route,
+        flag=flag,
+        run_id=run_id,
+        status=status,
+        agent_id=agent_id,
     )
 
 
