@@ -36,6 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from relay.store.base import (
     AcceptResult,
+    ActionRecord,
     AgentName,
     ChannelStatus,
     HeldEntry,
@@ -65,6 +66,12 @@ AGENT_NAMES = "agent_names"
 """Hash: agent id -> JSON ``[name, fetched_at]`` (Mosaic's names; never pruned: a few per agent)."""
 SESSION = "session:"
 """String per dashboard login: JSON ``[data, expires_at]``, gone at ``expires_at`` (``PXAT``)."""
+ONCE = "once:"
+"""String per one-time claim (``claim_once``), gone after its ttl (``PX``)."""
+ACTIONS = "actions"
+"""Zsets of chat actions' audit rows: every run's, and ``actions:<run_id>`` (``redis_scripts``)."""
+ACTION_ROW_AT = 17
+"""Where the JSON of an audit row starts in its zset member (after ``%016d:``)."""
 
 
 class RedisStore:
@@ -281,6 +288,8 @@ class RedisStore:
             offset += int(kept)
             if int(seen) < PRUNE_CHUNK:
                 break
+        while await self._run("prune_actions", _num(older_than), PRUNE_CHUNK) >= PRUNE_CHUNK:
+            pass
         await self._run("forget_idle_consumers")
         return deleted
 
@@ -413,6 +422,52 @@ class RedisStore:
             raise self._error("redis store lease failed", exc) from None
         return bool(taken)
 
+    async def claim_once(self, key: str, *, ttl: float) -> bool:
+        """``SET NX PX``: the first caller holds ``key`` for ``ttl`` (by Redis's clock)."""
+        client = self._require()
+        try:
+            taken = await client.set(
+                self.prefix + ONCE + key, "1", nx=True, px=max(1, int(ttl * 1000))
+            )
+        except RedisError as exc:
+            raise self._error("redis store claim failed", exc) from None
+        return bool(taken)
+
+    async def record_action(self, record: ActionRecord) -> None:
+        """Rows older than a retention before ``record.at`` go as it is added."""
+        row = json.dumps(
+            [
+                record.at,
+                record.action,
+                record.run_id,
+                record.source,
+                record.user_id,
+                record.user_name,
+                record.result,
+                record.detail,
+                record.route,
+                record.channel,
+            ]
+        )
+        cutoff = _num(record.at - self.retention)
+        await self._run(
+            "record_action", _num(record.at), record.run_id, row, cutoff, self._retention_ms
+        )
+
+    async def list_actions(
+        self, *, run_id: str | None = None, limit: int = 100
+    ) -> list[ActionRecord]:
+        """Newest first: by ``at``, then by recording order."""
+        if limit <= 0:
+            return []
+        client = self._require()
+        key = self.prefix + ACTIONS + ("" if run_id is None else ":" + run_id)
+        try:
+            members = await client.zrevrange(key, 0, limit - 1)
+        except RedisError as exc:
+            raise self._error("redis store read failed", exc) from None
+        return [_action(_text(member)[ACTION_ROW_AT:]) for member in members]
+
     async def acquire_rate(self, key: str, per_second: float, burst: int, now: float) -> float:
         """Take a token from the bucket ``key`` shared by every replica: 0.0 when taken, else
         the seconds until one is available. The bucket starts full (``burst`` tokens)."""
@@ -501,6 +556,11 @@ def _url_secrets(url: str) -> list[str]:
     except ValueError:
         return []
     return [value for raw in found if raw for value in {raw, unquote(raw)}]
+
+
+def _action(row: str) -> ActionRecord:
+    """An audit row from the JSON ``record_action`` wrote (its fields in order)."""
+    return ActionRecord(*json.loads(row))
 
 
 def _num(value: float) -> str:

@@ -45,6 +45,14 @@ keys of a namespace in one slot. Keys under the prefix:
                           else expiring after the retention (a flush that never finished)
 ``takens``                set of the keys with a ``taken:<key>`` (members whose list expired
                           are removed when ``taken_keys`` meets them)
+``once:<key>``            string: a one-time claim (``claim_once``: ``SET NX PX``), written by
+                          ``RedisStore`` directly
+``aseq``                  counter for chat actions' audit rows
+``actions``               zset of every audit row, score = its ``at``; member = the zero-padded
+                          row number, ``:`` and the row as JSON (``RedisStore.record_action``),
+                          so equal times list in recording order
+``actions:<run_id>``      zset of one run's audit rows (the same members), expiring a retention
+                          after its last row
 ``meta``                  hash: schema
 """
 
@@ -524,6 +532,29 @@ end
 return 1
 """
 
+_RECORD_ACTION = """
+local at, run_id, row, cutoff, ttl = ARGV[2], ARGV[3], ARGV[4], '(' .. ARGV[5], ARGV[6]
+local member = string.format('%016d', redis.call('INCR', P .. 'aseq')) .. ':' .. row
+local run = P .. 'actions:' .. run_id
+redis.call('ZADD', P .. 'actions', at, member)
+redis.call('ZADD', run, at, member)
+redis.call('ZREMRANGEBYSCORE', P .. 'actions', '-inf', cutoff)
+redis.call('ZREMRANGEBYSCORE', run, '-inf', cutoff)
+redis.call('PEXPIRE', run, ttl)
+return 1
+"""
+
+_PRUNE_ACTIONS = """
+local before, count = '(' .. ARGV[2], ARGV[3]
+local members = redis.call('ZRANGE', P .. 'actions', '-inf', before, 'BYSCORE', 'LIMIT', 0, count)
+for _, member in ipairs(members) do
+  local row = cjson.decode(string.sub(member, 18))
+  redis.call('ZREM', P .. 'actions:' .. row[3], member)
+  redis.call('ZREM', P .. 'actions', member)
+end
+return #members
+"""
+
 _FORGET_CONSUMER = """
 local ok, pending = pcall(redis.call, 'XPENDING', STREAM, GROUP, '-', '+', 1, ARGV[2])
 if ok and #pending == 0 then
@@ -592,6 +623,8 @@ SCRIPTS: dict[str, str] = {
         "forget_consumer": _FORGET_CONSUMER,
         "forget_idle_consumers": _FORGET_IDLE_CONSUMERS,
         "acquire_rate": _ACQUIRE_RATE,
+        "record_action": _RECORD_ACTION,
+        "prune_actions": _PRUNE_ACTIONS,
     }.items()
 }
 """Script name -> Lua source."""

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from relay.store.base import (
     AcceptResult,
+    ActionRecord,
     AgentName,
     ChannelStatus,
     Counts,
@@ -53,6 +54,13 @@ from relay.store.base import (
     RunPage,
     StoreError,
     StoreStats,
+)
+from relay.store.sqlite_actions import (
+    ACTIONS_SCHEMA,
+    claim_once,
+    list_actions,
+    prune_actions,
+    record_action,
 )
 from relay.store.sqlite_held import (
     HELD_SCHEMA,
@@ -169,7 +177,7 @@ CREATE TABLE IF NOT EXISTS rate_buckets (
     tokens REAL NOT NULL,
     updated REAL NOT NULL
 ) WITHOUT ROWID;
-{HELD_SCHEMA};{STATS_SCHEMA}"""
+{HELD_SCHEMA};{ACTIONS_SCHEMA};{STATS_SCHEMA}"""
 
 _JOB_COLUMNS = """j.id, e.event_id, j.run_id, j.channel, j.route, j.template, j.mode, j.state,
     j.attempts, j.created_at, j.next_attempt_at, j.last_error, e.body,
@@ -329,6 +337,7 @@ class SQLiteStore:
         await self._write(lambda c: _prune_runs(c, older_than))
         await self._write(lambda c: _execute(c, _PRUNE_SESSIONS_SQL, (older_than,)))
         await self._write(lambda c: prune_held(c, older_than))
+        await self._write(lambda c: prune_actions(c, older_than, time.time()))
         return deleted
 
     async def get_ref(self, run_id: str, channel: str) -> tuple[str, str] | None:
@@ -424,6 +433,20 @@ class SQLiteStore:
         at = time.time() if now is None else now
         args = (name, self._owner, at + ttl, at)
         return await self._write(lambda c: c.execute(_TAKE_LEASE_SQL, args).rowcount == 1)
+
+    async def claim_once(self, key: str, *, ttl: float, now: float | None = None) -> bool:
+        """Taken for ``ttl`` seconds from ``now`` (default: the wall clock) when ``key`` is
+        free or its claim has expired; one write, so one caller wins across processes."""
+        at = time.time() if now is None else now
+        return await self._write(lambda c: claim_once(c, key, at, ttl))
+
+    async def record_action(self, record: ActionRecord) -> None:
+        await self._write(lambda c: record_action(c, record))
+
+    async def list_actions(
+        self, *, run_id: str | None = None, limit: int = 100
+    ) -> list[ActionRecord]:
+        return await self._read(lambda c: list_actions(c, run_id, limit))
 
     async def agent_names(self) -> dict[str, AgentName]:
         sql = "SELECT agent_id, name, fetched_at FROM agent_names"
