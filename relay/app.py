@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from relay.actions.perform import ACTIONS_KEY, Actions
 from relay.admin import FAILURES, FailedAuthLimiter, require_admin
 from relay.bodies import BODY_READS, BodyReads
 from relay.config import LoadedConfig
@@ -78,6 +79,8 @@ class Relay:
     """Agents' names in Mosaic, resolved in the background (idle while ``agent_names`` is off)."""
     mosaic_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     """Reconciliation and the stale-run watch (each idles while its settings say off)."""
+    actions: Actions = field(init=False)
+    """Chat actions' presses (Resume, Cancel, Re-run buttons), performed in the background."""
     flusher: Flusher = field(init=False)
     """Digest windows and quiet periods that ended, each sent as one message."""
     flushing: asyncio.Task[None] | None = None
@@ -195,6 +198,7 @@ def build_app(
         },
     )
     app[RELAY] = relay
+    app[ACTIONS_KEY] = relay.actions
     app[HTTP_LOG] = http_log
     app[BODY_READS] = body_reads
     app.router.add_post(config.server.path, relay.receiver.handle)
@@ -267,6 +271,13 @@ def _assemble(
     live.on_swap(lambda _: relay.reconciler.pacer.wake())
     live.on_swap(lambda _: relay.stale_watch.pacer.wake())
     relay.names = NameResolver(store, api_names, relay.mosaic_settings, relay.mosaic_client)
+    relay.actions = Actions(
+        store,
+        lambda: live.current,
+        relay.mosaic_client,
+        clock=clock.now,
+        on_result=lambda action, result: metrics.chat_actions.labels(action, result).inc(),
+    )
     relay.flusher = Flusher(
         store, lambda: live.current, dispatcher.notify, clock=clock, metrics=metrics
     )
@@ -336,7 +347,9 @@ async def _stop(relay: Relay) -> None:
             log.warning("background task %s did not stop in time", task.get_name())
     if relay.checks is not None:
         await relay.checks.stop()
-    await relay.dispatcher.stop(relay.live.current.loaded.config.delivery.shutdown_grace)
+    grace = relay.live.current.loaded.config.delivery.shutdown_grace
+    await relay.actions.stop(grace)
+    await relay.dispatcher.stop(grace)
 
 
 async def _on_cleanup(app: web.Application) -> None:

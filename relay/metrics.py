@@ -240,6 +240,13 @@ class Metrics:
             ["kind", "late"],
             registry=r,
         )
+        self.chat_actions = Counter(
+            "relay_chat_actions",
+            "Presses of chat action buttons by action and result (done, failed, refused, "
+            "duplicate, expired).",
+            ["action", "result"],
+            registry=r,
+        )
         self.mosaic_api_errors = Counter(
             "relay_mosaic_api_errors",
             "Failed calls to Mosaic's API by status (an HTTP status, unreachable, invalid).",

@@ -10,6 +10,7 @@ one event (one per channel) share one parse (``relay.delivery.parsed``) and so o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -18,6 +19,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from relay import cards
+from relay.actions.buttons import buttons_for
 from relay.channels import Channel, Message, PermanentError, RetryableError
 from relay.channels.base import RestingChannel
 from relay.config import DeliverySettings
@@ -162,7 +164,7 @@ class Attempts:
             return Sent(rendered=digest.text)
 
         async def render() -> Message:
-            return await self._compute(
+            message = await self._compute(
                 job,
                 functools.partial(
                     runtime.render,
@@ -175,6 +177,8 @@ class Attempts:
                     now=now,
                 ),
             )
+            buttons = await buttons_for(self._store, runtime, job, event, now)
+            return dataclasses.replace(message, buttons=buttons) if buttons else message
 
         async def bounded(call: Awaitable[T]) -> T:
             async with asyncio.timeout(within):
