@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay.ui import overview
+from relay.ui import actions, overview
 from relay.ui.api import setup_api
 from relay.ui.pages import add_page_routes
 from relay.ui.runs import add_routes as add_run_routes
@@ -19,4 +19,5 @@ def setup_ui(app: web.Application, state: UiState) -> None:
     add_page_routes(app)
     overview.add_routes(app)
     add_run_routes(app)
+    actions.add_routes(app)
     setup_api(app)

@@ -11,7 +11,15 @@ from aiohttp import web
 
 from relay.receiver import error
 from relay.runtime import Runtime
-from relay.store.base import DELIVERY_STATES, RunDetail, RunFilter, RunRecord, StoreInspector
+from relay.store.base import (
+    DELIVERY_STATES,
+    ActionRecord,
+    RunDetail,
+    RunFilter,
+    RunRecord,
+    StoreInspector,
+)
+from relay.ui.actions import action_json
 from relay.ui.api import MAX_LIMIT, _authed, inspector, int_param
 from relay.ui.pages import PAGE_SIZE, SECURITY_HEADERS, STATUSES, _page, _session
 from relay.ui.present import agent_name, agent_names, delivery_json, resolve_agent
@@ -85,7 +93,9 @@ def _channel_type(runtime: Runtime, channel: str) -> str | None:
     return getattr(settings, "type", None) if settings is not None else None
 
 
-def run_detail_json(runtime: Runtime, detail: RunDetail, now: float) -> dict[str, Any]:
+def run_detail_json(
+    runtime: Runtime, detail: RunDetail, now: float, actions: list[ActionRecord] | None = None
+) -> dict[str, Any]:
     run = run_json(runtime, detail.record, now)
     entries = [
         event_entry(record, [delivery_json(job, with_log=True) for job in record.jobs])
@@ -98,6 +108,7 @@ def run_detail_json(runtime: Runtime, detail: RunDetail, now: float) -> dict[str
         "progress": progress_points(entries, detail.record.started_at),
         "outputs": outputs_of(detail.events),
         "cards": [card_json(c, _channel_type(runtime, c.channel)) for c in detail.cards],
+        "actions": [action_json(record) for record in actions or ()],
     }
 
 
@@ -131,12 +142,13 @@ async def run_page(request: web.Request) -> web.Response:
     detail = await inspector(state).get_run(request.match_info["run_id"])
     if detail is None:
         raise web.HTTPNotFound(reason="no such run")
-    data = run_detail_json(state.live.current, detail, time.time())
+    actions = await state.store.list_actions(run_id=detail.record.run_id)
+    data = run_detail_json(state.live.current, detail, time.time(), actions)
     response = await _page(
         request, session, "run.html", "runs", f"Run {detail.record.run_id[:8]}",
         run=data["run"], timeline=data["events"], left_out=data["events_left_out"],
         progress=data["progress"], chart=progress_chart(data["progress"]),
-        outputs=data["outputs"], cards=data["cards"],
+        outputs=data["outputs"], cards=data["cards"], actions=data["actions"],
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = RUN_CSP
     return response
@@ -159,7 +171,8 @@ async def api_run(request: web.Request) -> web.Response:
     detail = await inspector(state).get_run(request.match_info["run_id"])
     if detail is None:
         return error(404, "no such run")
-    return web.json_response(run_detail_json(state.live.current, detail, time.time()))
+    actions = await state.store.list_actions(run_id=detail.record.run_id)
+    return web.json_response(run_detail_json(state.live.current, detail, time.time(), actions))
 
 
 def add_routes(app: web.Application) -> None:
