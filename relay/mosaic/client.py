@@ -1,10 +1,13 @@
-"""An asyncio client of Mosaic's REST API, the read side: ``whoami``, agents and runs.
+"""An asyncio client of Mosaic's REST API: ``whoami``, agents and runs, and acting on runs
+(``resume_run``, ``cancel_run``, ``start_run``).
 
 One ``aiohttp.ClientSession`` (the caller's, or one the client opens and closes). Each HTTP
 request has its own timeout. 429, 5xx, timeouts and connection errors are retried (see
-``RetryPolicy``); 401/403 raise ``MosaicAuthError``; 404 reads as None for a single item. The API
-key travels only in the ``Authorization`` header: exception texts are scrubbed of it, the repr
-masks it, and it is registered with the log filter of ``relay.channels.scrub``.
+``RetryPolicy``); 401/403 raise ``MosaicAuthError``; 404 reads as None for a single item and
+raises ``MosaicNotFoundError`` when acting. ``start_run`` is not sent again when the try may
+have reached Mosaic (a timeout, a dropped connection, a 500): a second run would render again.
+The API key travels only in the ``Authorization`` header: exception texts are scrubbed of it,
+the repr masks it, and it is registered with the log filter of ``relay.channels.scrub``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -36,6 +39,7 @@ __all__ = [
     "MosaicAuthError",
     "MosaicClient",
     "MosaicError",
+    "MosaicNotFoundError",
     "MosaicResponseError",
     "MosaicUnavailableError",
     "RetryPolicy",
@@ -50,6 +54,9 @@ MAX_BODY = 32 * 1024 * 1024
 """The largest answer read; a longer one is a ``MosaicResponseError``."""
 MAX_PAGE_SIZE = 100
 _DETAIL_CHARS = 200
+_MAX_RUN_ID = 200
+_MAYBE_DONE = frozenset({500})
+"""Statuses after which a request may have taken effect (not resent when that costs money)."""
 
 log = logging.getLogger(LOGGER_NAME)
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -86,6 +93,10 @@ class MosaicUnavailableError(MosaicError):
 class MosaicResponseError(MosaicError):
     """An answer retrying cannot fix: an unexpected status (400, a 404 on a listing, a redirect),
     a body that is not the documented shape, or a listing whose cursors loop."""
+
+
+class MosaicNotFoundError(MosaicResponseError):
+    """HTTP 404 to an action: Mosaic has no such run (resume, cancel) or agent (start)."""
 
 
 @dataclass(frozen=True)
@@ -146,11 +157,16 @@ class _Answer:
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, *, status: int | None, retry_after: float | None) -> None:
+    """``maybe_done``: the request may have reached Mosaic and taken effect."""
+
+    def __init__(
+        self, reason: str, *, status: int | None, retry_after: float | None, maybe_done: bool
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        self.maybe_done = maybe_done
 
 
 class MosaicClient:
@@ -302,6 +318,68 @@ class MosaicClient:
             query["cursor"] = cursor
         return _run_page(await self._get_required("/agent_runs", query))
 
+    async def resume_run(self, run_id: str) -> None:
+        """Retry the failed or blocked nodes of a run (``POST /agent_run/{run_id}/resume``)."""
+        await self._act("run", run_id, "/agent_run/{}/resume")
+
+    async def cancel_run(self, run_id: str) -> None:
+        """Abort a running run (``POST /agent_run/{run_id}/cancel``)."""
+        await self._act("run", run_id, "/agent_run/{}/cancel")
+
+    async def start_run(
+        self,
+        agent_id: str,
+        *,
+        video_urls: Sequence[str] | None = None,
+        node_render_ids: Sequence[str] | None = None,
+        callback_url: str | None = None,
+    ) -> str | None:
+        """Start a run of the agent on videos or on earlier outputs (``POST /agent/{agent_id}/run``,
+        exactly one of ``video_urls`` and ``node_render_ids``). Returns the new run's id when
+        Mosaic's answer names one (``run_id`` or ``id``; the answer is not documented).
+
+        Sent again only when the try cannot have started a run (429, a 5xx other than 500, no
+        connection made)."""
+        if isinstance(video_urls, str) or isinstance(node_render_ids, str):
+            raise TypeError("video_urls and node_render_ids are lists of strings")
+        if bool(video_urls) == bool(node_render_ids):
+            raise ValueError("start_run needs video_urls or node_render_ids (one of them)")
+        payload: dict[str, Any] = (
+            {"video_urls": list(video_urls)}
+            if video_urls
+            else {"node_render_ids": list(node_render_ids or ())}
+        )
+        if callback_url is not None:
+            payload["callback_url"] = callback_url
+        body = await self._act("agent", agent_id, "/agent/{}/run", payload, resend=False)
+        return _new_run_id(body)
+
+    async def _act(
+        self,
+        kind: str,
+        item_id: str,
+        template: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        resend: bool = True,
+    ) -> bytes:
+        """``POST`` to ``template`` with the id in it; the answer's body (any 2xx)."""
+        what = "POST " + template.format("{" + kind + "_id}")
+        segment = _segment(item_id)
+        answer = None
+        if segment is not None:
+            answer = await self._request(
+                "POST", template.format(segment), what, payload=payload, resend=resend
+            )
+        if answer is None:
+            raise MosaicNotFoundError(
+                f"Mosaic has no such {kind} (an id that names nothing)", status=404
+            )
+        if answer.status == 404:
+            reason = f"Mosaic has no such {kind} (HTTP 404 to {what}{self._detail(answer.body)})"
+            raise MosaicNotFoundError(reason, status=404)
+        return answer.body
+
     async def _get_required(
         self, path: str, query: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
@@ -315,16 +393,31 @@ class MosaicClient:
     ) -> dict[str, Any] | None:
         """The JSON object answered to ``GET path``, None on 404; retries per the policy."""
         what = f"GET {path}"
+        answer = await self._request("GET", path, what, query=query)
+        return None if answer.status == 404 else self._json_object(answer.body, what)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
+        resend: bool = True,
+    ) -> _Answer:
+        """A 2xx or 404 answer; retries per the policy (with ``resend=False``, only tries that
+        cannot have taken effect)."""
         started = self._clock()
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(what, path, query)
+                return await self._attempt(method, path, what, query, payload)
             except _Retryable as failure:
                 wait = self._wait_before_retry(failure, attempt, started)
-                if wait is None:
-                    raise self._gave_up(what, failure, attempt, started) from None
+                if wait is None or (failure.maybe_done and not resend):
+                    raise self._gave_up(what, failure, attempt, started, resend) from None
                 log.debug(
                     "Mosaic API %s failed (%s); try %d of %d in %.2fs",
                     what,
@@ -347,29 +440,35 @@ class MosaicClient:
         return wait
 
     def _gave_up(
-        self, what: str, failure: _Retryable, attempts: int, started: float
+        self, what: str, failure: _Retryable, attempts: int, started: float, resend: bool = True
     ) -> MosaicUnavailableError:
         spent = self._clock() - started
         reason = f"Mosaic API {what}: gave up after {attempts} tries in {spent:.1f}s"
         reason += f" (last: {failure.reason}"
         if failure.retry_after is not None:
             reason += f", Retry-After {failure.retry_after:g}s"
+        reason += ")"
+        if failure.maybe_done and not resend:
+            reason += "; it may have taken effect: check in Mosaic before trying again"
         return MosaicUnavailableError(
-            self._scrub(reason + ")"),
+            self._scrub(reason),
             status=failure.status,
             attempts=attempts,
             retry_after=failure.retry_after,
         )
 
     async def _attempt(
-        self, what: str, path: str, query: Mapping[str, str] | None
-    ) -> dict[str, Any] | None:
-        answer = await self._send(path, query)
+        self,
+        method: str,
+        path: str,
+        what: str,
+        query: Mapping[str, str] | None,
+        payload: dict[str, Any] | None,
+    ) -> _Answer:
+        answer = await self._send(method, path, query, payload)
         status = answer.status
-        if 200 <= status < 300:
-            return self._json_object(answer.body, what)
-        if status == 404:
-            return None
+        if 200 <= status < 300 or status == 404:
+            return answer
         detail = self._detail(answer.body)
         if status in (401, 403):
             raise MosaicAuthError(
@@ -377,10 +476,19 @@ class MosaicClient:
             )
         if status == 429 or status >= 500:
             retry_after = retry_after_seconds(answer.retry_after, self._wall_clock())
-            raise _Retryable(f"HTTP {status}", status=status, retry_after=retry_after)
+            maybe_done = status in _MAYBE_DONE
+            raise _Retryable(
+                f"HTTP {status}", status=status, retry_after=retry_after, maybe_done=maybe_done
+            )
         raise MosaicResponseError(f"Mosaic answered HTTP {status} to {what}{detail}", status=status)
 
-    async def _send(self, path: str, query: Mapping[str, str] | None) -> _Answer:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        payload: dict[str, Any] | None,
+    ) -> _Answer:
         """One HTTP request; timeouts and connection errors become ``_Retryable``."""
         self._calls += 1
         url = URL(f"{self._base_url}{path}", encoded=True)
@@ -388,17 +496,27 @@ class MosaicClient:
             "Authorization": f"Bearer {self._key.get_secret_value()}",
             "Accept": "application/json",
         }
+        maybe_done = True
         try:
-            async with self._http().get(
-                url, params=query, headers=headers, timeout=self._timeout, allow_redirects=False
+            async with self._http().request(
+                method,
+                url,
+                params=query,
+                json=payload,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
                 body = await _read_bounded(response)
                 return _Answer(response.status, body, response.headers.get("Retry-After"))
         except TimeoutError:
             reason = f"no answer within {self._timeout.total:g}s"
+        except aiohttp.ClientConnectorError as exc:
+            reason = f"cannot reach Mosaic ({type(exc).__name__})"
+            maybe_done = False
         except aiohttp.ClientError as exc:
             reason = f"cannot reach Mosaic ({type(exc).__name__})"
-        raise _Retryable(reason, status=None, retry_after=None)
+        raise _Retryable(reason, status=None, retry_after=None, maybe_done=maybe_done)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -440,6 +558,21 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
             raise MosaicResponseError(f"Mosaic's answer is larger than {MAX_BODY} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _new_run_id(body: bytes) -> str | None:
+    """The id in an answer to ``POST /agent/{agent_id}/run``: ``run_id`` or ``id``, if any."""
+    try:
+        data = json.loads(body) if body.strip() else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("run_id", "id"):
+        value = data.get(key)
+        if isinstance(value, str) and 0 < len(value) <= _MAX_RUN_ID and value.isprintable():
+            return value
+    return None
 
 
 def _segment(item_id: str) -> str | None:

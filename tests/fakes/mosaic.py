@@ -1,5 +1,6 @@
-"""A strict local fake of Mosaic's REST API, the read side: ``GET /whoami``, ``/agent/{id}``,
-``/agent_run/{id}``, ``/agent_runs`` and ``/agent/{id}/runs``.
+"""A strict local fake of Mosaic's REST API: ``GET /whoami``, ``/agent/{id}``, ``/agent_run/{id}``,
+``/agent_runs`` and ``/agent/{id}/runs``; and acting on runs: ``POST /agent_run/{id}/resume``,
+``/agent_run/{id}/cancel`` and ``/agent/{id}/run``.
 
 Agents and runs are seeded by the test (``add_agent``, ``add_run``, ``update_run``); their times
 are the test's to set, and default to ``clock()`` (the wall clock unless a test passes one).
@@ -10,7 +11,11 @@ or path, before the key is checked (like a gateway in front of the API).
 
 Stricter than Mosaic where that catches relay bugs: ``from``/``to`` need a timezone, an unknown
 ``status`` value is a 400, and the single-run answer has only the documented fields (no
-``run_id``, ``updated_at`` or ``triggered_by``). Listings are newest first by ``created_at`` (which
+``run_id``, ``updated_at`` or ``triggered_by``); only a failed or partially complete run can be
+resumed and only a running one cancelled (else 409: Mosaic's answer is not documented); a start
+needs exactly one of ``video_urls`` and ``node_render_ids`` (non-empty lists of strings) and an
+optional ``callback_url``, nothing else. A started run is added as ``running``; the answer names
+it as ``start_answer`` says (also undocumented). Listings are newest first by ``created_at`` (which
 answers do not show), both bounds inclusive, and cursors are keyset cursors, so runs added while
 a client pages neither repeat nor shift. Run by hand: ``python -m tests.fakes.mosaic --port 8103``.
 """
@@ -27,7 +32,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -45,7 +50,15 @@ from tests.fakes._server import (
     serve_forever,
 )
 
-__all__ = ["DEFAULT_KEY", "FakeAgent", "FakeMosaic", "FakeRun", "MosaicFault", "iso"]
+__all__ = [
+    "DEFAULT_KEY",
+    "FakeAgent",
+    "FakeMosaic",
+    "FakeRun",
+    "MosaicFault",
+    "StartAnswer",
+    "iso",
+]
 
 DEFAULT_KEY = "mk_test_key_0123456789"
 STATUSES = ("running", "completed", "partial_complete", "failed", "cancelled")
@@ -57,12 +70,21 @@ ORGANIZATION = {
     "organization_slug": "fake-studio",
 }
 ROUTES = (
-    ("/whoami", re.compile(r"^/whoami$")),
-    ("/agent_runs", re.compile(r"^/agent_runs$")),
-    ("/agent_run/{run_id}", re.compile(r"^/agent_run/(?P<run_id>[^/]+)$")),
-    ("/agent/{agent_id}/runs", re.compile(r"^/agent/(?P<agent_id>[^/]+)/runs$")),
-    ("/agent/{agent_id}", re.compile(r"^/agent/(?P<agent_id>[^/]+)$")),
+    ("/whoami", re.compile(r"^/whoami$"), "GET"),
+    ("/agent_runs", re.compile(r"^/agent_runs$"), "GET"),
+    ("/agent_run/{run_id}", re.compile(r"^/agent_run/(?P<run_id>[^/]+)$"), "GET"),
+    ("/agent_run/{run_id}/resume", re.compile(r"^/agent_run/(?P<run_id>[^/]+)/resume$"), "POST"),
+    ("/agent_run/{run_id}/cancel", re.compile(r"^/agent_run/(?P<run_id>[^/]+)/cancel$"), "POST"),
+    ("/agent/{agent_id}/runs", re.compile(r"^/agent/(?P<agent_id>[^/]+)/runs$"), "GET"),
+    ("/agent/{agent_id}/run", re.compile(r"^/agent/(?P<agent_id>[^/]+)/run$"), "POST"),
+    ("/agent/{agent_id}", re.compile(r"^/agent/(?P<agent_id>[^/]+)$"), "GET"),
 )
+RESUMABLE = ("failed", "partial_complete")
+"""Runs ``resume`` accepts (the fake's error says "failed" for both)."""
+START_FIELDS = frozenset({"video_urls", "node_render_ids", "callback_url"})
+StartAnswer = Literal["run_id", "id", "empty", "no_body"]
+"""How ``POST /agent/{id}/run`` answers: ``{"run_id": …}``, ``{"id": …}``, ``{}``, or 200 with
+no body."""
 _KEY = re.compile(r"^mk_[A-Za-z0-9_\-]+$")
 
 
@@ -169,6 +191,7 @@ class FakeMosaic(FakeServer):
     """Fake Mosaic. ``keys`` are accepted; ``forbidden_keys`` are valid but get 403 everywhere.
 
     ``clock`` gives the default times of seeded agents and runs and ``last_used_at``.
+    ``start_answer`` says how a started run is named in the answer (``StartAnswer``).
     """
 
     def __init__(
@@ -187,6 +210,7 @@ class FakeMosaic(FakeServer):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.agents: dict[str, FakeAgent] = {}
         self.runs: dict[str, FakeRun] = {}
+        self.start_answer: StartAnswer = "run_id"
         self.holding = 0
         """Slow answers waiting right now (their calls are recorded when they answer)."""
         self._release = asyncio.Event()
@@ -317,7 +341,7 @@ class FakeMosaic(FakeServer):
 
     async def _parse(self, request: web.Request) -> Incoming:
         raw_path = request.rel_url.raw_path
-        route = next((name for name, pattern in ROUTES if pattern.match(raw_path)), None)
+        route = next((name for name, pattern, _ in ROUTES if pattern.match(raw_path)), None)
         method = f"{request.method} {route or raw_path}"
         try:
             query = await read_params(request)
@@ -333,9 +357,10 @@ class FakeMosaic(FakeServer):
             return self._fault_response(fault, incoming)
         try:
             self._check_key(request.headers.get("Authorization"))
-            return web.json_response(self._answer(request))
+            answer = self._answer(request, incoming)
         except ApiError as exc:
             return web.json_response({"error": exc.error}, status=exc.status)
+        return web.Response() if answer is None else web.json_response(answer)
 
     def _check_key(self, header: str | None) -> None:
         if not header:
@@ -348,16 +373,65 @@ class FakeMosaic(FakeServer):
         if key not in self.keys:
             raise ApiError(401, "invalid API key")
 
-    def _answer(self, request: web.Request) -> dict[str, Any]:
-        for name, pattern in ROUTES:
+    def _answer(self, request: web.Request, incoming: Incoming) -> dict[str, Any] | None:
+        for name, pattern, method in ROUTES:
             match = pattern.match(request.rel_url.raw_path)
             if match is None:
                 continue
-            if request.method != "GET":
+            if request.method != method:
                 raise ApiError(405, f"{request.method} is not allowed on {name}")
             ids = {key: unquote(value) for key, value in match.groupdict().items()}
+            if method == "POST":
+                if incoming.error is not None or request.query:
+                    raise ApiError(400, "send a JSON object body and no query")
+                return self._act(name, ids, incoming.body)
             return self._route(name, ids, dict(request.query))
         raise ApiError(404, "not found")
+
+    def _act(self, name: str, ids: dict[str, str], body: dict[str, Any]) -> dict[str, Any] | None:
+        if name == "/agent/{agent_id}/run":
+            return self._start(self._agent(ids["agent_id"]), body)
+        if body:
+            raise ApiError(400, f"unknown field {sorted(body)[0]!r}")
+        found = self.runs.get(ids["run_id"])
+        if found is None:
+            raise ApiError(404, "run not found")
+        if name.endswith("/resume"):
+            if found.status not in RESUMABLE:
+                raise ApiError(409, f"run is {found.status}: only failed runs can be resumed")
+            self.update_run(found.run_id, status="running", status_message=None)
+        else:
+            if found.status != "running":
+                raise ApiError(409, f"run is {found.status}: only running runs can be cancelled")
+            self.update_run(found.run_id, status="cancelled")
+        return {}
+
+    def _start(self, agent: FakeAgent, body: dict[str, Any]) -> dict[str, Any] | None:
+        unknown = sorted(set(body) - START_FIELDS)
+        if unknown:
+            raise ApiError(400, f"unknown field {unknown[0]!r}")
+        given = [name for name in ("video_urls", "node_render_ids") if name in body]
+        if len(given) != 1:
+            raise ApiError(400, "send exactly one of video_urls and node_render_ids")
+        items = body[given[0]]
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(isinstance(item, str) and item for item in items)
+        ):
+            raise ApiError(400, f"{given[0]} must be a non-empty list of strings")
+        callback = body.get("callback_url")
+        if callback is not None and not (
+            isinstance(callback, str) and callback.startswith(("http://", "https://"))
+        ):
+            raise ApiError(400, "callback_url must be an http(s) URL")
+        inputs = [{"video_url": url} for url in items] if given[0] == "video_urls" else []
+        run = self.add_run(agent_id=agent.id, inputs=inputs)
+        if self.start_answer == "no_body":
+            return None
+        if self.start_answer == "empty":
+            return {}
+        return {self.start_answer: run.run_id}
 
     def _route(self, name: str, ids: dict[str, str], query: dict[str, str]) -> dict[str, Any]:
         if name == "/whoami":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from tests.fakes.fixtures import clear_proxy_env
-from tests.fakes.mosaic import DEFAULT_KEY, FakeMosaic, iso
+from tests.fakes.mosaic import DEFAULT_KEY, FakeMosaic, StartAnswer, iso
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 1, 10, 14, 30, tzinfo=UTC)
@@ -433,3 +434,160 @@ async def test_an_encoded_slash_stays_inside_the_id(
     assert (status, body["agent"]["name"]) == (200, "Slashed")
     assert fake_mosaic.calls[-1].method == "GET /agent/{agent_id}"
     assert (await get(session, fake_mosaic, "/agent/a/runs"))[0] == 404
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    mosaic: FakeMosaic,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    key: str | None = DEFAULT_KEY,
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    async with session.post(f"{mosaic.url}{path}", json=body, headers=headers) as response:
+        raw = await response.read()
+        return response.status, (json.loads(raw) if raw else None)
+
+
+async def test_resume_and_cancel_change_the_run(
+    fake_mosaic: FakeMosaic, session: aiohttp.ClientSession
+) -> None:
+    fake_mosaic.add_run("r1", status="failed", status_message="Render node failed")
+
+    assert await post(session, fake_mosaic, "/agent_run/r1/resume") == (200, {})
+    assert (fake_mosaic.runs["r1"].status, fake_mosaic.runs["r1"].status_message) == (
+        "running",
+        None,
+    )
+    assert await post(session, fake_mosaic, "/agent_run/r1/cancel") == (200, {})
+    assert fake_mosaic.runs["r1"].status == "cancelled"
+    assert [(c.method, c.path, c.status) for c in fake_mosaic.calls] == [
+        ("POST /agent_run/{run_id}/resume", "/agent_run/r1/resume", 200),
+        ("POST /agent_run/{run_id}/cancel", "/agent_run/r1/cancel", 200),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "error"),
+    [
+        ("resume", "running", "run is running: only failed runs can be resumed"),
+        ("resume", "completed", "run is completed: only failed runs can be resumed"),
+        ("cancel", "failed", "run is failed: only running runs can be cancelled"),
+    ],
+)
+async def test_acting_on_a_run_in_the_wrong_state_is_409(
+    fake_mosaic: FakeMosaic, session: aiohttp.ClientSession, action: str, status: str, error: str
+) -> None:
+    fake_mosaic.add_run("r1", status=status)
+    assert await post(session, fake_mosaic, f"/agent_run/r1/{action}") == (409, {"error": error})
+    assert fake_mosaic.runs["r1"].status == status
+
+
+async def test_acting_on_unknown_runs_and_agents_is_404(
+    fake_mosaic: FakeMosaic, session: aiohttp.ClientSession
+) -> None:
+    assert await post(session, fake_mosaic, "/agent_run/nope/resume") == (
+        404,
+        {"error": "run not found"},
+    )
+    assert await post(session, fake_mosaic, "/agent_run/nope/cancel") == (
+        404,
+        {"error": "run not found"},
+    )
+    assert await post(session, fake_mosaic, "/agent/nope/run", {"video_urls": ["u"]}) == (
+        404,
+        {"error": "agent not found"},
+    )
+
+
+async def test_actions_check_the_key_and_the_method(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_proxy_env(monkeypatch)
+    async with FakeMosaic(forbidden_keys=["mk_forbidden"]) as mosaic:
+        mosaic.add_run("r1", agent_id=AGENT, status="failed")
+        body = {"video_urls": ["https://youtu.be/x"]}
+        for key, status in ((None, 401), ("mk_unknown_key", 401), ("mk_forbidden", 403)):
+            assert (await post(session, mosaic, "/agent_run/r1/resume", key=key))[0] == status
+            assert (await post(session, mosaic, f"/agent/{AGENT}/run", body, key=key))[0] == status
+        assert mosaic.runs["r1"].status == "failed"
+        assert len(mosaic.runs) == 1
+        assert (await get(session, mosaic, "/agent_run/r1/resume"))[0] == 405
+        assert DEFAULT_KEY not in repr(mosaic.calls)
+
+
+@pytest.mark.parametrize("answer", ["run_id", "id", "empty", "no_body"])
+async def test_a_start_adds_a_running_run_and_names_it_as_told(
+    fake_mosaic: FakeMosaic, session: aiohttp.ClientSession, answer: StartAnswer
+) -> None:
+    fake_mosaic.add_agent(AGENT)
+    fake_mosaic.start_answer = answer
+    body = {
+        "video_urls": ["https://youtu.be/a", "https://youtu.be/b"],
+        "callback_url": "https://h/x",
+    }
+
+    status, answered = await post(session, fake_mosaic, f"/agent/{AGENT}/run", body)
+
+    assert status == 200
+    (started,) = fake_mosaic.runs.values()
+    assert (started.agent_id, started.status) == (AGENT, "running")
+    assert [item["video_url"] for item in started.inputs] == body["video_urls"]
+    if answer in ("run_id", "id"):
+        assert answered == {answer: started.run_id}
+    else:
+        assert answered == ({} if answer == "empty" else None)
+    (call,) = fake_mosaic.calls_for("POST /agent/{agent_id}/run")
+    assert call.body == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"video_urls": ["u"], "node_render_ids": ["n"]},
+        {"video_urls": []},
+        {"video_urls": "https://youtu.be/a"},
+        {"node_render_ids": [1]},
+        {"video_urls": ["u"], "callback_url": "ftp://h"},
+        {"video_urls": ["u"], "priority": "high"},
+    ],
+)
+async def test_bad_start_bodies_are_400(
+    fake_mosaic: FakeMosaic, session: aiohttp.ClientSession, body: dict[str, Any]
+) -> None:
+    fake_mosaic.add_agent(AGENT)
+    status, answered = await post(session, fake_mosaic, f"/agent/{AGENT}/run", body)
+    assert status == 400 and answered["error"]
+    assert fake_mosaic.runs == {}
+
+
+async def test_resume_and_cancel_take_no_fields(
+    fake_mosaic: FakeMosaic, session: aiohttp.ClientSession
+) -> None:
+    fake_mosaic.add_run("r1", status="failed")
+    status, _ = await post(session, fake_mosaic, "/agent_run/r1/resume", {"force": True})
+    assert status == 400
+    assert fake_mosaic.runs["r1"].status == "failed"
+
+
+async def test_faults_apply_to_actions_too(
+    fake_mosaic: FakeMosaic, session: aiohttp.ClientSession
+) -> None:
+    fake_mosaic.add_run("r1", status="failed")
+    fake_mosaic.fail_next(1, status=429, retry_after=3, path="/agent_run/{run_id}/resume")
+    fake_mosaic.fail_next(1, status=500, path="/agent_run/r1/resume")
+
+    assert await post(session, fake_mosaic, "/agent_run/r1/resume") == (
+        429,
+        {"error": "too many requests"},
+    )
+    assert (await post(session, fake_mosaic, "/agent_run/r1/resume"))[0] == 500
+    assert fake_mosaic.runs["r1"].status == "failed"
+    assert (await post(session, fake_mosaic, "/agent_run/r1/resume"))[0] == 200
+    assert [c.status for c in fake_mosaic.calls_for("POST /agent_run/{run_id}/resume")] == [
+        429,
+        500,
+        200,
+    ]
