@@ -3,6 +3,8 @@
 The message arrives as escaped mrkdwn plus optional Block Kit blocks; the plain ``text`` is always
 sent too (notification fallback). ``parse="full"`` and ``link_names`` are never used, so event text
 cannot ping ``@channel``. Retries are the dispatcher's (durable): the SDK's own are switched off.
+Chat-action buttons are drawn in token mode only: an incoming webhook's messages cannot send
+presses back.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from relay.channels.base import (
 )
 from relay.channels.reach import reach
 from relay.channels.scrub import SDK_LOGGER, fingerprint, hide_in_logs, scrub
+from relay.channels.slack_buttons import with_buttons
 from relay.channels.slack_settings import SlackSettings
 from relay.confmodel import RateLimit
 
@@ -162,7 +165,10 @@ class SlackChannel:
         web = self._web_client("edit messages")
         await self._call(
             web.chat_update(
-                channel=ref.channel_id, ts=ref.message_id, text=message.text, blocks=message.blocks
+                channel=ref.channel_id,
+                ts=ref.message_id,
+                text=message.text,
+                blocks=_blocks(message),
             )
         )
 
@@ -257,7 +263,7 @@ class SlackChannel:
             web.chat_postMessage(
                 channel=channel,
                 text=message.text,
-                blocks=message.blocks,
+                blocks=_blocks(message),
                 unfurl_links=False,
                 **extra,
             )
@@ -308,6 +314,12 @@ class SlackChannel:
                 reason = scrub(f"Slack client error ({type(exc).__name__}): {exc}", self._secrets)
                 raise PermanentError(reason) from None
             raise
+
+
+def _blocks(message: Message) -> list[dict[str, Any]] | None:
+    """The message's blocks with its buttons (Web API only: an incoming webhook's message
+    cannot send presses back, so it never shows buttons)."""
+    return with_buttons(message.text, message.blocks, message.buttons)
 
 
 def _scopes(answer: AsyncSlackResponse) -> set[str] | None:

@@ -1,6 +1,6 @@
 """A strict local fake of the Slack Web API (chat.postMessage, chat.update, auth.test,
-conversations.info, conversations.list) and incoming webhooks, shaped after what slack-sdk's
-AsyncWebClient / AsyncWebhookClient send.
+conversations.info, conversations.list), incoming webhooks and interactions' response URLs,
+shaped after what slack-sdk's AsyncWebClient / AsyncWebhookClient send.
 
 Each token has scopes, sent back in ``X-OAuth-Scopes`` like Slack does; a method needing one the
 token lacks answers ``missing_scope`` with ``needed`` and ``provided``. A bot holding
@@ -9,7 +9,10 @@ token lacks answers ``missing_scope`` with ``needed`` and ``provided``. A bot ho
 Stricter than Slack where that catches relay bugs: ``chat.update`` needs the channel *ID* (as
 returned by the post), and ``thread_ts`` must be a string like ``"1700000000.000100"``.
 A ``thread_ts`` naming no known message is accepted like Slack does, but the reply is marked
-``orphan`` (Slack hides it). Run by hand: ``python -m tests.fakes.slack --port 8101``.
+``orphan`` (Slack hides it). Buttons in ``actions`` blocks are checked field by field.
+``response_url()`` makes the URL an interaction payload carries; what is posted to it lands in
+``responses`` (and replaces the message with ``replace_original``).
+Run by hand: ``python -m tests.fakes.slack --port 8101``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from tests.fakes._server import (
     serve_forever,
 )
 
-__all__ = ["FakeSlack", "SlackMessage", "SlackVersion", "check_blocks"]
+__all__ = ["FakeSlack", "SlackMessage", "SlackResponse", "SlackVersion", "check_blocks"]
 
 DEFAULT_TOKEN = "xoxb-test-token"
 DEFAULT_CHANNELS = {"#video-alerts": "C0VIDEO"}
@@ -58,6 +61,26 @@ _NEEDED = {
 }
 """The scope each method needs (auth.test needs none)."""
 CREATED = 1_700_000_000
+RESPONSE_URL_USES = 5
+RESPONSE_URL_TTL = 30 * 60
+_RESPONSE_FLAGS = ("replace_original", "delete_original")
+MAX_ELEMENTS = 25
+"""Elements of one ``actions`` block."""
+MAX_ACTION_ID = 255
+MAX_BLOCK_ID = 255
+MAX_VALUE = 2000
+"""A button's ``value``."""
+MAX_BUTTON_TEXT = 75
+_BUTTON_FIELDS = frozenset(
+    {"type", "text", "action_id", "value", "style", "url", "confirm", "accessibility_label"}
+)
+_ACTION_ELEMENTS = frozenset(
+    {
+        "button", "checkboxes", "datepicker", "datetimepicker", "multi_static_select",
+        "multi_users_select", "overflow", "radio_buttons", "static_select", "timepicker",
+        "users_select", "conversations_select", "channels_select", "external_select",
+    }
+)  # fmt: skip
 _KNOWN_BLOCKS = {
     "actions", "context", "divider", "file", "header", "image", "input",
     "markdown", "rich_text", "section", "table", "video",
@@ -112,6 +135,33 @@ class SlackMessage:
         return out
 
 
+@dataclass(frozen=True)
+class SlackResponse:
+    """One post to a ``response_url``: ``channel`` and ``ts`` name the message the URL was
+    made for (None: none)."""
+
+    channel: str | None
+    ts: str | None
+    body: dict[str, Any]
+
+    @property
+    def replaced(self) -> bool:
+        return self.body.get("replace_original") is True
+
+    @property
+    def ephemeral(self) -> bool:
+        """A new message only the presser sees (neither a replacement nor ``in_channel``)."""
+        return not self.replaced and self.body.get("response_type") != "in_channel"
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str | None
+    ts: str | None
+    created: float
+    uses: int = 0
+
+
 class SlackError(Exception):
     def __init__(self, code: str, messages: list[str] | None = None, **extra: str) -> None:
         super().__init__(code)
@@ -163,6 +213,9 @@ class FakeSlack(FakeServer):
             }
         self._webhooks = {path: self._channel_id(ch) for path, ch in webhooks.items()}
         self._last_ts_us = 0
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self.responses: list[SlackResponse] = []
+        """What was posted to the ``response_url``s, in order (refused posts not included)."""
         self._api: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -183,6 +236,17 @@ class FakeSlack(FakeServer):
             if cid is None or hook_channel == cid:
                 return f"{self.url}/services/{path}"
         raise KeyError(f"no webhook for channel {channel!r}")
+
+    def response_url(self, channel: str | None = None, ts: str | None = None) -> str:
+        """A new ``response_url`` like those in Slack's interaction payloads, for the message
+        ``ts`` in ``channel`` (a post with ``replace_original`` replaces it). Like Slack's, it
+        works ``RESPONSE_URL_USES`` times within ``RESPONSE_URL_TTL`` seconds."""
+        cid = None if channel is None else self._channel_id(channel)
+        if ts is not None and (cid is None or self._find(cid, ts) is None):
+            raise KeyError(f"no message {ts!r} in channel {channel!r}")
+        path = f"{TEAM_ID}/{secrets.randbelow(10**12):012d}/{secrets.token_urlsafe(18)}"
+        self._response_urls[path] = _ResponseUrl(cid, ts, self._clock())
+        return f"{self.url}/actions/{path}"
 
     def messages(self, channel: str) -> list[SlackMessage]:
         """Messages of a channel (name or ID) in post order, thread replies included."""
@@ -230,6 +294,9 @@ class FakeSlack(FakeServer):
         if path.startswith("/services/"):
             head, _, _secret = path.rpartition("/")
             method, path = "webhook", f"{head}/{REDACTED}"
+        elif path.startswith("/actions/"):
+            head, _, _secret = path.rpartition("/")
+            method, path = "response_url", f"{head}/{REDACTED}"
         elif path.startswith("/api/"):
             method = path.removeprefix("/api/")
         else:
@@ -243,6 +310,8 @@ class FakeSlack(FakeServer):
     async def _handle(self, incoming: Incoming, request: web.Request) -> web.StreamResponse:
         if incoming.method == "webhook":
             return self._webhook(request, incoming)
+        if incoming.method == "response_url":
+            return self._respond(request, incoming)
         handler = self._api.get(incoming.method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
@@ -279,7 +348,7 @@ class FakeSlack(FakeServer):
     def _fault_response(self, fault: Fault, incoming: Incoming) -> web.Response:
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
         error = fault.error or _default_error(fault.status)
-        if incoming.method == "webhook":
+        if incoming.method in ("webhook", "response_url"):
             return web.Response(status=fault.status, text=error, headers=headers)
         return web.json_response(
             {"ok": False, "error": error}, status=fault.status, headers=headers
@@ -440,6 +509,53 @@ class FakeSlack(FakeServer):
         self._messages[channel].append(message)
         return web.Response(text="ok", content_type="text/html")
 
+    def _respond(self, request: web.Request, incoming: Incoming) -> web.Response:
+        """A post to a ``response_url``: JSON only; an ephemeral message, a new message in the
+        channel (``in_channel``), a replacement of the original (``replace_original``) or its
+        deletion (``delete_original``)."""
+        target = self._response_urls.get(request.path.removeprefix("/actions/"))
+        if target is None or self._clock() - target.created > RESPONSE_URL_TTL:
+            return _refusal(404, "expired_url")
+        if target.uses >= RESPONSE_URL_USES:
+            return _refusal(404, "used_url")
+        body = incoming.body
+        if incoming.error is not None or request.content_type != "application/json":
+            return _refusal(400, "invalid_payload")
+        if body.get("response_type", "ephemeral") not in ("ephemeral", "in_channel"):
+            return _refusal(400, "invalid_response_type")
+        if any(not isinstance(body.get(k, False), bool) for k in _RESPONSE_FLAGS):
+            return _refusal(400, "invalid_payload")  # "true" as a string is not taken
+        try:
+            text, blocks, attachments = _content(body)
+        except SlackError as exc:
+            return _refusal(400, exc.code)
+        deleting = body.get("delete_original") is True
+        if not deleting and not text and not blocks and not attachments:
+            return _refusal(400, "no_text")
+        target.uses += 1
+        response = SlackResponse(target.channel, target.ts, dict(body))
+        original = None
+        if target.channel is not None and target.ts is not None:
+            original = self._find(target.channel, target.ts)
+        if deleting and original is not None:
+            self._messages[original.channel].remove(original)
+        elif response.replaced and original is not None:
+            original.history.append(
+                SlackVersion(original.text, original.blocks, original.attachments)
+            )
+            original.text, original.blocks = text or "", blocks
+            original.attachments = attachments
+        elif body.get("response_type") == "in_channel" and target.channel is not None:
+            self._messages[target.channel].append(
+                SlackMessage(target.channel, self._next_ts(), text or "", blocks, attachments, body)
+            )
+        self.responses.append(response)
+        return web.json_response({"ok": True})
+
+
+def _refusal(status: int, error: str) -> web.Response:
+    return web.json_response({"ok": False, "error": error}, status=status)
+
 
 def _content(
     body: dict[str, Any],
@@ -489,6 +605,9 @@ def check_blocks(blocks: list[Any]) -> tuple[str, list[str]] | None:
             if block_id in seen_ids:
                 problems.append(f"[ERROR] duplicate block_id [json-pointer:{where}/block_id]")
             seen_ids.add(block_id)
+            if not isinstance(block_id, str) or not 1 <= len(block_id) <= MAX_BLOCK_ID:
+                problems.append(f"[ERROR] must be 1 to {MAX_BLOCK_ID} characters "
+                                f"[json-pointer:{where}/block_id]")  # fmt: skip
         problems.extend(_block_problems(block, where))
     return ("invalid_blocks", problems) if problems else None
 
@@ -517,13 +636,59 @@ def _block_problems(block: dict[str, Any], where: str) -> list[str]:
     if kind == "header":
         return _text_problems(block.get("text"), 150, f"{where}/text", ("plain_text",))
     if kind in ("context", "actions"):
-        limit = 10 if kind == "context" else 25
+        limit = 10 if kind == "context" else MAX_ELEMENTS
         elements = block.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= limit:
             return [f"[ERROR] must have 1 to {limit} items [json-pointer:{where}/elements]"]
+        if kind == "actions":
+            return _actions_problems(elements, f"{where}/elements")
     if kind == "image" and not block.get("alt_text"):
         return [f"[ERROR] missing required field: alt_text [json-pointer:{where}]"]
     return []
+
+
+def _actions_problems(elements: list[Any], where: str) -> list[str]:
+    """An ``actions`` block's elements: buttons checked field by field (Slack's limits),
+    ``action_id`` unique within the block; other interactive elements by type only."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, element in enumerate(elements):
+        at = f"{where}/{i}"
+        if not isinstance(element, dict) or element.get("type") not in _ACTION_ELEMENTS:
+            problems.append(f"[ERROR] unsupported element type [json-pointer:{at}/type]")
+            continue
+        action_id = element.get("action_id")
+        if action_id is not None:
+            if not isinstance(action_id, str) or not 1 <= len(action_id) <= MAX_ACTION_ID:
+                problems.append(
+                    f"[ERROR] must be a string of 1 to {MAX_ACTION_ID} characters "
+                    f"[json-pointer:{at}/action_id]"
+                )
+            elif action_id in seen:
+                problems.append(f"[ERROR] duplicate action_id [json-pointer:{at}/action_id]")
+            else:
+                seen.add(action_id)
+        if element["type"] == "button":
+            problems += _button_problems(element, at)
+    return problems
+
+
+def _button_problems(button: dict[str, Any], where: str) -> list[str]:
+    unknown = sorted(set(button) - _BUTTON_FIELDS)
+    if unknown:
+        return [f"[ERROR] unknown field: {unknown[0]} [json-pointer:{where}/{unknown[0]}]"]
+    problems = _text_problems(button.get("text"), MAX_BUTTON_TEXT, f"{where}/text", ("plain_text",))
+    value = button.get("value")
+    if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= MAX_VALUE):
+        problems.append(
+            f"[ERROR] must be a string of 1 to {MAX_VALUE} characters [json-pointer:{where}/value]"
+        )
+    if "style" in button and button["style"] not in ("primary", "danger"):
+        problems.append(f"[ERROR] must be primary or danger [json-pointer:{where}/style]")
+    url = button.get("url")
+    if url is not None and (not isinstance(url, str) or len(url) > 3000):
+        problems.append(f"[ERROR] must be less than 3001 characters [json-pointer:{where}/url]")
+    return problems
 
 
 def _text_problems(obj: Any, limit: int, where: str, kinds: tuple[str, ...]) -> list[str]:
