@@ -9,6 +9,10 @@ python-telegram-bot puts the token in every URL (and in some exception texts): r
 scrubbed, and ``hide_in_logs`` masks it in the library logs.
 
 A photo's ref id carries a ``:photo`` suffix so an edit knows to use ``editMessageCaption``.
+
+``Message.buttons`` become one row of an inline keyboard (``callback_data`` = the button's value);
+an edit sends the keyboard of the new message, so an edit without buttons takes them off. The
+chat actions' inbound side uses ``answer_callback_query``, ``remove_buttons`` and ``set_webhook``.
 """
 
 from __future__ import annotations
@@ -16,12 +20,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
 import aiohttp
-from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    ReplyParameters,
+)
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -35,6 +45,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from relay.actions.model import Button
 from relay.channels.base import (
     DeliveryError,
     Limits,
@@ -49,13 +60,23 @@ from relay.channels.scrub import fingerprint, hide_in_logs, scrub
 from relay.channels.telegram_settings import TelegramSettings
 from relay.confmodel import RateLimit
 
-__all__ = ["TelegramChannel", "TelegramSettings", "classify_telegram_error"]
+__all__ = [
+    "MAX_CALLBACK_DATA",
+    "TelegramChannel",
+    "TelegramSettings",
+    "classify_telegram_error",
+    "inline_keyboard",
+]
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 _PHOTO = ":photo"
 _PHOTO_REFUSALS = ("photo", "image", "web page content", "http url", "file identifier")
 _NOT_MODIFIED = "message is not modified"
+MAX_CALLBACK_DATA = 64
+"""Bytes of a button's ``callback_data`` Telegram keeps."""
+MAX_CALLBACK_ANSWER = 200
+"""Characters of an ``answerCallbackQuery`` text Telegram shows."""
 
 
 def _retry_after_seconds(exc: RetryAfter) -> float | None:
@@ -93,6 +114,20 @@ def classify_telegram_error(exc: TelegramError, token: str) -> DeliveryError:
     if isinstance(exc, NetworkError):
         return RetryableError(f"Telegram unreachable or failing: {text}")
     return RetryableError(f"Telegram error ({type(exc).__name__}): {text}")
+
+
+def inline_keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    """One row of callback buttons; None for none. A value Telegram would refuse (empty, or over
+    64 bytes) is a bug of the relay's: refused before any call."""
+    if not buttons:
+        return None
+    for button in buttons:
+        if not 1 <= len(button.value.encode("utf-8")) <= MAX_CALLBACK_DATA:
+            raise PermanentError(
+                f"button {button.action!r}: callback data must be 1 to {MAX_CALLBACK_DATA} bytes"
+            )
+    row = [InlineKeyboardButton(b.label, callback_data=b.value) for b in buttons]
+    return InlineKeyboardMarkup([row])
 
 
 def _split_ref(ref: MessageRef) -> tuple[int, bool]:
@@ -166,6 +201,7 @@ class TelegramChannel:
         """Replace a sent message's text (or a photo's caption); "not modified" is success."""
         bot = self._started()
         message_id, photo = _split_ref(ref)
+        keyboard = inline_keyboard(message.buttons)
         try:
             if photo:
                 await self._call(
@@ -174,6 +210,7 @@ class TelegramChannel:
                         message_id=message_id,
                         caption=message.caption or message.text,
                         parse_mode="HTML",
+                        reply_markup=keyboard,
                     )
                 )
             else:
@@ -184,11 +221,40 @@ class TelegramChannel:
                         message_id=message_id,
                         parse_mode="HTML",
                         link_preview_options=LinkPreviewOptions(is_disabled=True),
+                        reply_markup=keyboard,
                     )
                 )
         except PermanentError as exc:
             if _NOT_MODIFIED not in exc.reason.lower():
                 raise
+
+    async def remove_buttons(self, ref: MessageRef) -> None:
+        """Take the inline keyboard off a message (``editMessageReplyMarkup`` without one);
+        a message without buttons already is success."""
+        bot = self._started()
+        message_id, _ = _split_ref(ref)
+        try:
+            await self._call(
+                bot.edit_message_reply_markup(chat_id=ref.channel_id, message_id=message_id)
+            )
+        except PermanentError as exc:
+            if _NOT_MODIFIED not in exc.reason.lower():
+                raise
+
+    async def answer_callback_query(self, query_id: str, text: str) -> None:
+        """Answer a button press: ``text`` shows briefly to the presser only (a toast)."""
+        bot = self._started()
+        await self._call(
+            bot.answer_callback_query(query_id, text=text[:MAX_CALLBACK_ANSWER], show_alert=False)
+        )
+
+    async def set_webhook(self, url: str, secret_token: str, allowed_updates: list[str]) -> None:
+        """Have Telegram POST this bot's updates to ``url``, with ``secret_token`` in
+        ``X-Telegram-Bot-Api-Secret-Token``."""
+        bot = self._started()
+        await self._call(
+            bot.set_webhook(url, secret_token=secret_token, allowed_updates=allowed_updates)
+        )
 
     async def verify(self) -> str:
         """``getMe`` (the token), then ``getChat`` (the bot can see the chat); sends nothing."""
@@ -213,6 +279,7 @@ class TelegramChannel:
             if reply_to is not None
             else None
         )
+        keyboard = inline_keyboard(message.buttons)
         if message.image_url:
             try:
                 photo = await self._call(
@@ -224,6 +291,7 @@ class TelegramChannel:
                         message_thread_id=settings.message_thread_id,
                         disable_notification=settings.disable_notification,
                         reply_parameters=replying,
+                        reply_markup=keyboard,
                     )
                 )
                 return MessageRef(str(photo.chat_id), f"{photo.message_id}{_PHOTO}")
@@ -240,6 +308,7 @@ class TelegramChannel:
                 disable_notification=settings.disable_notification,
                 reply_parameters=replying,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=keyboard,
             )
         )
         return MessageRef(str(sent.chat_id), str(sent.message_id))

@@ -21,8 +21,14 @@ from telegram.error import (
     TimedOut,
 )
 
+from relay.actions.model import Button
 from relay.channels.base import DeliveryError, Message, MessageRef, PermanentError, RetryableError
-from relay.channels.telegram import TelegramChannel, TelegramSettings, classify_telegram_error
+from relay.channels.telegram import (
+    TelegramChannel,
+    TelegramSettings,
+    classify_telegram_error,
+    inline_keyboard,
+)
 from tests.fakes.telegram import DEFAULT_CHAT_ID, DEFAULT_TOKEN, FakeTelegram, TelegramChat
 
 CHAT = str(DEFAULT_CHAT_ID)
@@ -312,3 +318,131 @@ def test_settings_keep_chat_id_and_hide_the_token() -> None:
     )
     assert settings.chat_id == -100123 and settings.api_url == "https://api.telegram.org"
     assert "sekrit" not in repr(settings) and "sekrit" not in str(settings)
+
+
+# --- buttons (chat actions) --------------------------------------------------------------------
+
+RESUME = Button("resume", "Resume", "ma1:" + "r" * 22)
+RERUN = Button("rerun", "Re-run", "ma1:" + "n" * 22, style="primary")
+
+
+def keyboard(*buttons: Button) -> dict[str, Any]:
+    return {"inline_keyboard": [[{"text": b.label, "callback_data": b.value} for b in buttons]]}
+
+
+async def test_buttons_become_one_row_of_callback_buttons(
+    fake_telegram: FakeTelegram, make: MakeChannel
+) -> None:
+    channel = await make(fake_telegram)
+    await channel.send(Message(text="<b>failed</b>", buttons=(RESUME, RERUN)))
+    await channel.send(Message(text="x", image_url=PHOTO, caption="c", buttons=(RESUME,)))
+    await channel.send(Message(text="no buttons"))
+
+    text, photo, plain = fake_telegram.messages(CHAT)
+    assert text.reply_markup == keyboard(RESUME, RERUN)
+    assert photo.kind == "photo" and photo.reply_markup == keyboard(RESUME)
+    assert plain.reply_markup is None and "reply_markup" not in plain.params
+
+
+async def test_a_refused_photo_keeps_its_buttons_on_the_text(
+    session: aiohttp.ClientSession, make: MakeChannel
+) -> None:
+    async with FakeTelegram(refused_photo_urls=[PHOTO]) as tg:
+        channel = await make(tg)
+        await channel.send(Message(text="t", image_url=PHOTO, buttons=(RESUME,)))
+        [sent] = tg.messages(CHAT)
+        assert sent.kind == "text" and sent.reply_markup == keyboard(RESUME)
+
+
+async def test_an_edit_sends_the_new_keyboard_or_none(
+    fake_telegram: FakeTelegram, make: MakeChannel
+) -> None:
+    channel = await make(fake_telegram)
+    text_ref = await channel.send(Message(text="running", buttons=(RESUME,)))
+    photo_ref = await channel.send(
+        Message(text="x", image_url=PHOTO, caption="running", buttons=(RESUME,))
+    )
+    assert text_ref is not None and photo_ref is not None
+
+    await channel.edit(text_ref, Message(text="running", buttons=(RERUN,)))
+    await channel.edit(photo_ref, Message(text="x", caption="running", buttons=(RESUME, RERUN)))
+    text_msg, photo_msg = fake_telegram.messages(CHAT)
+    assert text_msg.reply_markup == keyboard(RERUN)
+    assert photo_msg.reply_markup == keyboard(RESUME, RERUN)
+
+    await channel.edit(text_ref, Message(text="running"))
+    await channel.edit(photo_ref, Message(text="x", caption="running"))
+    assert text_msg.reply_markup is None and photo_msg.reply_markup is None
+    assert len(text_msg.history) == len(photo_msg.history) == 2
+
+
+@pytest.mark.parametrize("value", ["", "ma1:" + "x" * 61, "ma1:" + "é" * 31])
+async def test_a_button_value_telegram_would_refuse_is_refused_before_any_call(
+    fake_telegram: FakeTelegram, make: MakeChannel, value: str
+) -> None:
+    channel = await make(fake_telegram)
+    ref = await channel.send(Message(text="x"))
+    assert ref is not None
+    button = Button("resume", "Resume", value)
+    with pytest.raises(PermanentError, match="1 to 64 bytes"):
+        await channel.send(Message(text="x", buttons=(button,)))
+    with pytest.raises(PermanentError, match="1 to 64 bytes"):
+        await channel.edit(ref, Message(text="y", buttons=(button,)))
+    assert [c.method for c in fake_telegram.calls] == ["sendMessage"]
+
+
+def test_sixty_four_bytes_are_taken() -> None:
+    markup = inline_keyboard([Button("cancel", "Cancel", "c" * 64)])
+    assert markup is not None and markup.inline_keyboard[0][0].callback_data == "c" * 64
+    assert inline_keyboard([]) is None
+
+
+async def test_remove_buttons_edits_only_the_markup(
+    fake_telegram: FakeTelegram, make: MakeChannel
+) -> None:
+    channel = await make(fake_telegram)
+    text_ref = await channel.send(Message(text="<b>t</b>", buttons=(RESUME,)))
+    photo_ref = await channel.send(Message(text="x", image_url=PHOTO, buttons=(RESUME,)))
+    assert text_ref is not None and photo_ref is not None
+
+    await channel.remove_buttons(text_ref)
+    await channel.remove_buttons(photo_ref)
+    await channel.remove_buttons(text_ref)  # none left: "not modified" is success
+
+    text_msg, photo_msg = fake_telegram.messages(CHAT)
+    assert text_msg.reply_markup is None and text_msg.text == "t"
+    assert photo_msg.reply_markup is None and photo_msg.caption == "x"
+    calls = fake_telegram.calls_for("editMessageReplyMarkup")
+    assert [c.status for c in calls] == [200, 200, 400]
+    assert all("reply_markup" not in c.body for c in calls)
+    with pytest.raises(PermanentError, match="not found"):
+        await channel.remove_buttons(MessageRef(CHAT, "999"))
+
+
+async def test_answer_callback_query(fake_telegram: FakeTelegram, make: MakeChannel) -> None:
+    channel = await make(fake_telegram)
+    ref = await channel.send(Message(text="t", buttons=(RESUME,)))
+    assert ref is not None
+    update = fake_telegram.press(CHAT, int(ref.message_id))
+    query_id = update["callback_query"]["id"]
+
+    await channel.answer_callback_query(query_id, "Resumed. " + "x" * 300)
+    [answer] = fake_telegram.queries[query_id].answers
+    assert answer["text"] == ("Resumed. " + "x" * 300)[:200]
+    assert str(answer["show_alert"]).lower() == "false"
+    with pytest.raises(PermanentError, match=r"(?i)query is too old"):
+        await channel.answer_callback_query(query_id, "again")
+
+
+async def test_set_webhook(fake_telegram: FakeTelegram, make: MakeChannel) -> None:
+    channel = await make(fake_telegram)
+    secret = "s3cret_token-0123456789"
+    await channel.set_webhook(
+        "https://relay.test/actions/telegram?bot=ops", secret, ["callback_query"]
+    )
+    hook = fake_telegram.webhooks[DEFAULT_TOKEN]
+    assert hook.url == "https://relay.test/actions/telegram?bot=ops"
+    assert (hook.secret_token, hook.allowed_updates) == (secret, ["callback_query"])
+    assert secret not in repr(fake_telegram.calls)
+    with pytest.raises(PermanentError, match=r"(?i)https url"):
+        await channel.set_webhook("http://relay.test/hook", secret, ["callback_query"])

@@ -1,6 +1,10 @@
 """A strict local fake of the Telegram Bot API (getMe, getChat, sendMessage, sendPhoto,
-editMessageText, editMessageCaption), shaped after what python-telegram-bot's
-``Bot(token, base_url=...)`` sends.
+editMessageText, editMessageCaption, editMessageReplyMarkup, answerCallbackQuery, setWebhook),
+shaped after what python-telegram-bot's ``Bot(token, base_url=...)`` sends.
+
+``reply_markup`` must be a well-formed inline keyboard (tests.fakes.telegram_markup).
+``press(...)`` makes the Update Telegram would POST to a webhook when a user presses a button;
+its ``callback_query.id`` is then the one ``answerCallbackQuery`` accepts, once.
 
 Bodies may be form-urlencoded (nested objects as JSON strings), multipart or JSON. HTML
 ``parse_mode`` is checked like Telegram does, and stricter on one point: a bare ``&`` that starts
@@ -35,13 +39,26 @@ from tests.fakes._server import (
     serve_forever,
 )
 from tests.fakes.telegram_html import EntityParseError, parse_html, utf16_len
+from tests.fakes.telegram_markup import MarkupError, inline_markup
 
-__all__ = ["FakeTelegram", "TelegramChat", "TelegramMessage", "TelegramVersion"]
+__all__ = [
+    "CallbackQuery",
+    "FakeTelegram",
+    "TelegramChat",
+    "TelegramMessage",
+    "TelegramVersion",
+    "Webhook",
+]
 
 DEFAULT_TOKEN = "123456:TEST-token"
 DEFAULT_CHAT_ID = -1001234567890
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_CALLBACK_ANSWER = 200
+QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
+WEBHOOK_SECRET_ALPHABET = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+)
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
@@ -153,6 +170,26 @@ class TelegramMessage:
         return out
 
 
+@dataclass
+class CallbackQuery:
+    """A press ``press()`` made; ``answers`` holds each ``answerCallbackQuery`` body for it."""
+
+    id: str
+    token: str
+    message: TelegramMessage | None
+    data: str
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """What ``setWebhook`` registered for one bot (by token)."""
+
+    url: str
+    secret_token: str | None
+    allowed_updates: list[str] | None
+
+
 class TgError(Exception):
     def __init__(self, status: int, description: str) -> None:
         super().__init__(description)
@@ -166,7 +203,9 @@ def bad(description: str) -> TgError:
 
 class FakeTelegram(FakeServer):
     """Fake Telegram Bot API. Chats in ``kicked`` answer 403; photo URLs in ``refused_photo_urls``
-    answer 400 like a URL Telegram cannot fetch."""
+    answer 400 like a URL Telegram cannot fetch. ``webhooks`` maps a token to its ``Webhook``."""
+
+    secret_fields = frozenset({"secret_token"})
 
     def __init__(
         self,
@@ -187,6 +226,11 @@ class FakeTelegram(FakeServer):
         self._messages: dict[int, list[TelegramMessage]] = {cid: [] for cid in self.chats}
         self._file_ids: set[str] = set()
         self._file_seq = itertools.count(1)
+        self._query_seq = itertools.count(1)
+        self.queries: dict[str, CallbackQuery] = {}
+        self.webhooks: dict[str, Webhook] = {}
+        self._token = ""
+        """The token of the call being answered (methods that keep state per bot read it)."""
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
             "getChat": self._get_chat,
@@ -194,6 +238,9 @@ class FakeTelegram(FakeServer):
             "sendPhoto": self._send_photo,
             "editMessageText": self._edit_text,
             "editMessageCaption": self._edit_caption,
+            "editMessageReplyMarkup": self._edit_markup,
+            "answerCallbackQuery": self._answer_callback,
+            "setWebhook": self._set_webhook,
         }
         self._canonical = {name.lower(): name for name in self._methods}
 
@@ -205,6 +252,42 @@ class FakeTelegram(FakeServer):
     def messages(self, chat_id: int | str) -> list[TelegramMessage]:
         """Messages of a chat in send order, each in its current state with its edit history."""
         return list(self._messages[int(chat_id)])
+
+    def press(
+        self,
+        chat_id: int | str,
+        message_id: int,
+        *,
+        user_id: int = 424242,
+        username: str | None = "alice",
+        first_name: str = "Alice",
+        data: str | None = None,
+        token: str = DEFAULT_TOKEN,
+        update_id: int | None = None,
+    ) -> dict[str, Any]:
+        """The Update of a user pressing a button of a message: ``data`` is that button's
+        ``callback_data`` (default: the first button's)."""
+        message = self._find(self.chats[int(chat_id)], message_id)
+        if message is None:
+            raise KeyError(f"no message {message_id} in chat {chat_id}")
+        if data is None:
+            data = message.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        number = next(self._query_seq)
+        query = CallbackQuery(f"{4_000_000_000_000_000_000 + number}", token, message, data)
+        self.queries[query.id] = query
+        user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if username is not None:
+            user["username"] = username
+        return {
+            "update_id": update_id if update_id is not None else 900_000_000 + number,
+            "callback_query": {
+                "id": query.id,
+                "from": user,
+                "message": message.as_api(),
+                "chat_instance": "-7000000000000000001",
+                "data": data,
+            },
+        }
 
     def fail_next(
         self,
@@ -242,6 +325,7 @@ class FakeTelegram(FakeServer):
                 raise TgError(404, "Not Found")
             if match["token"] not in self.tokens:
                 raise TgError(401, "Unauthorized")
+            self._token = match["token"]
             handler = self._methods.get(incoming.method)
             if handler is None:
                 raise TgError(404, "Not Found")
@@ -346,7 +430,7 @@ class FakeTelegram(FakeServer):
             params=body,
             message_thread_id=thread_id,
             reply_to=reply_to,
-            reply_markup=_json_field(body.get("reply_markup"), "reply keyboard markup"),
+            reply_markup=_markup(body),
         )
         history.append(message)
         return message
@@ -402,7 +486,7 @@ class FakeTelegram(FakeServer):
             raise bad(f"there is no {what} in the message to edit")
         content, entities, mode = _text(body) if kind == "text" else _caption(body)
         raw = body.get("text" if kind == "text" else "caption")
-        markup = _json_field(body.get("reply_markup"), "reply keyboard markup")
+        markup = _markup(body)
         if (content or None, entities, markup) == (
             message.content or None,
             message.entities,
@@ -416,6 +500,62 @@ class FakeTelegram(FakeServer):
         message.edit_date = int(time.time())
         message.params = body
         return message.as_api()
+
+    def _edit_markup(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "inline_message_id" in body:
+            raise bad("message to edit not found")
+        chat = self._chat(body)
+        message = self._find(chat, _optional_int(body.get("message_id"), "message identifier"))
+        if message is None:
+            raise bad("message to edit not found")
+        markup = _markup(body)
+        if markup == message.reply_markup:
+            raise bad(NOT_MODIFIED.removeprefix("Bad Request: "))
+        message.history.append(message.version())
+        message.reply_markup = markup
+        message.edit_date = int(time.time())
+        return message.as_api()
+
+    def _answer_callback(self, body: dict[str, Any]) -> bool:
+        query = self.queries.get(str(body.get("callback_query_id") or ""))
+        if query is None or query.token != self._token or query.answers:
+            raise bad(QUERY_INVALID)
+        text = body.get("text")
+        if text is not None and len(str(text)) > MAX_CALLBACK_ANSWER:
+            raise bad("MESSAGE_TOO_LONG")
+        if str(body.get("show_alert", "false")).lower() not in ("true", "false"):
+            raise bad("can't parse show_alert")
+        query.answers.append(dict(body))
+        return True
+
+    def _set_webhook(self, body: dict[str, Any]) -> bool:
+        url = str(body.get("url") or "")
+        if url and not url.startswith("https://"):
+            raise bad("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = body.get("secret_token")
+        if secret is not None and (
+            not 1 <= len(str(secret)) <= 256 or not set(str(secret)) <= WEBHOOK_SECRET_ALPHABET
+        ):
+            raise bad("bad webhook: Secret token contains unallowed characters")
+        allowed = _json_field(body.get("allowed_updates"), "allowed updates")
+        if allowed is not None and (
+            not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)
+        ):
+            raise bad("can't parse allowed updates JSON array")
+        if url:
+            self.webhooks[self._token] = Webhook(
+                url, None if secret is None else str(secret), allowed
+            )
+        else:
+            self.webhooks.pop(self._token, None)
+        return True
+
+
+def _markup(body: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return inline_markup(body.get("reply_markup"))
+    except MarkupError as exc:
+        raise bad(str(exc)) from None
 
 
 def _text(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
