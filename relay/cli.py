@@ -1,5 +1,5 @@
 """``relay`` command line: serve | check | test | route-test | send | send-sample | init | dlq |
-status | reconcile | schema."""
+status | reconcile | telegram set-webhook | schema."""
 
 from __future__ import annotations
 
@@ -552,6 +552,32 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- telegram ----------------------------------------------------------------------------------
+
+
+def cmd_telegram(args: argparse.Namespace) -> int:
+    """``set-webhook``: one line per bot; exit 1 when any bot refused."""
+    from relay.actions.telegram_webhook import WebhookError, bot_hooks, set_webhooks
+
+    loaded = load(args.config)
+    try:
+        hooks = bot_hooks(loaded, args.url)
+    except WebhookError as exc:
+        raise CliError(str(exc)) from None
+    if args.dry_run:
+        for hook in hooks:
+            print(f"would set the webhook of {hook.describe()} (callback queries, secret token)")
+        return 0
+    failed = 0
+    for hook, problem in asyncio.run(set_webhooks(loaded, hooks)):
+        if problem:
+            failed += 1
+            print(f"{hook.channel}: webhook not set: {problem}", file=sys.stderr)
+        else:
+            print(f"webhook set for {hook.describe()}")
+    return 1 if failed else 0
+
+
 # --- schema ------------------------------------------------------------------------------------
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -665,6 +691,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="only print what it would recover; store nothing"
     )
     reconcile.set_defaults(func=cmd_reconcile)
+    telegram = command("telegram", "Telegram bots: set-webhook (where button presses arrive)")
+    telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True)
+    hook = telegram_sub.add_parser(
+        "set-webhook", help="point each Telegram bot's webhook at actions.telegram.path"
+    )
+    hook.add_argument("--url", required=True, help="the relay's public address: https://HOST")
+    hook.add_argument("--dry-run", action="store_true", help="only print what it would set")
+    hook.add_argument("-c", "--config", default=argparse.SUPPRESS)
+    telegram.set_defaults(func=cmd_telegram)
     command("schema", "print the JSON Schema of relay.yaml").set_defaults(func=cmd_schema)
     return parser
 
