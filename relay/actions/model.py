@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
+from relay.channels.base import Button, MessageRef
 from relay.store.base import ActionRecord
-
-if TYPE_CHECKING:
-    from relay.channels.base import MessageRef  # which imports ``Button`` from here
 
 __all__ = [
     "ACTIONS",
@@ -33,16 +31,6 @@ button was pressed before (another press did it); the button is unknown or expir
 BUTTON_PREFIX = "ma1:"
 """``Button.value`` is this and the grant's id: 26 bytes, within Telegram's 64 for
 ``callback_data``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    """One button on a message. ``value`` names a stored grant; never trust the label."""
-
-    action: Action
-    label: str
-    value: str
-    style: Literal["primary", "danger"] | None = None
 
 
 @dataclass(frozen=True, slots=True)

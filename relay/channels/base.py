@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import aiohttp
 
-from relay.actions.model import Button
 from relay.confmodel import RateLimit, RateLimitSetting, StrictModel
 from relay.digest.settings import QuietHoursSettings
 
 __all__ = [
+    "Button",
     "Channel",
     "ChannelSettings",
     "DeliveryError",
@@ -78,6 +78,17 @@ class Limits:
     header: int | None = None
     section: int | None = None
     blocks: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A chat action's button under a message (``relay.actions``). ``value`` names a stored
+    grant; never trust the label."""
+
+    action: Literal["resume", "cancel", "rerun"]
+    label: str
+    value: str
+    style: Literal["primary", "danger"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
