@@ -15,9 +15,11 @@ import aiohttp
 from aiohttp import web
 
 from relay.actions.perform import ACTIONS_KEY, Actions
+from relay.actions.slack import add_slack_route
+from relay.actions.telegram import add_telegram_route
 from relay.admin import FAILURES, FailedAuthLimiter, require_admin
 from relay.bodies import BODY_READS, BodyReads
-from relay.config import LoadedConfig
+from relay.config import LoadedConfig, RelayConfig
 from relay.delivery.clock import SYSTEM_CLOCK, Clock
 from relay.digest.flusher import Flusher
 from relay.dispatch import Dispatcher
@@ -177,9 +179,11 @@ def build_app(
     relay.peers, relay.worker = peers, worker
     live = relay.live
     http_log = ParserErrorLog()
+    reads_own_body: set[Callable[..., Any]] = {relay.receiver.handle}
+    """Handlers that read their body themselves, after checking who sends it."""
     body_reads = BodyReads(
         lambda: live.current.server.read_timeout,
-        skip=lambda request: request.match_info.handler == relay.receiver.handle,
+        skip=lambda request: request.match_info.handler in reads_own_body,
     )
     app = web.Application(
         middlewares=[json_errors, body_reads.middleware],
@@ -206,6 +210,7 @@ def build_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_route("*", "/-/reload", reload_endpoint)
+    reads_own_body.update(_add_press_routes(app, relay, clock))
     ui = UiState(
         store=store,
         live=live,
@@ -221,6 +226,41 @@ def build_app(
     app.on_shutdown.append(shut_down)
     app.on_cleanup.append(_on_cleanup)
     return app
+
+
+def _add_press_routes(
+    app: web.Application, relay: Relay, clock: Clock
+) -> list[Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Where chat action presses arrive (``actions.slack`` / ``actions.telegram``); their paths
+    are read at start (a reload that moves them needs a restart). Returns their handlers: each
+    reads its own body, bounded, once the sender is authenticated."""
+    live = relay.live
+    actions = live.current.loaded.config.actions
+
+    def config() -> RelayConfig:
+        return live.current.loaded.config
+
+    handlers: list[Callable[[web.Request], Awaitable[web.StreamResponse]]] = []
+    if actions.slack is not None:
+        slack = add_slack_route(
+            app,
+            actions.slack.path,
+            config=config,
+            limiter=relay.auth_failures,
+            session=lambda: relay.session,
+            clock=clock.now,
+        )
+        handlers.append(slack.handle)
+    if actions.telegram is not None:
+        telegram = add_telegram_route(
+            app,
+            actions.telegram.path,
+            config=config,
+            channel=lambda name: live.current.channels.get(name),
+            limiter=relay.auth_failures,
+        )
+        handlers.append(telegram.handle)
+    return handlers
 
 
 def _assemble(

@@ -156,7 +156,7 @@ class Actions:
         channel = runtime.channels.get(grant.channel)
         if press.message is None or not isinstance(channel, ThreadedChannel):
             return
-        escape = kind_named(channel.render_kind).text_markup.escape
+        escape = kind_named(channel.render_kind).text_markup.literal
         name = press.presser.name or press.presser.user_id
         by = (
             f"<@{press.presser.user_id}>" if press.presser.source == "slack" else escape(f"@{name}")

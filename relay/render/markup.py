@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
+from markupsafe import escape as markup_escape
 
 from relay.render.limits import html_link, oneline, safe_url, truncate_html
 
@@ -34,6 +35,12 @@ class OutputMarkup:
     """The type of text already in this markup, which ``escape`` passes through."""
     truncate: Callable[[str, int], str] | None = None
     """Cuts ``escaped`` text to a length without breaking its markup."""
+
+    def literal(self, value: object) -> str:
+        """``value`` as literal text in this markup (what ``{{ value }}`` writes)."""
+        if self.escape is not None:
+            return str(self.escape(value))
+        return str(markup_escape(value)) if self.autoescape else str(value)
 
 
 def plain_link(url: object, text: object = None) -> str:

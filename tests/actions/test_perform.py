@@ -30,7 +30,7 @@ mosaic: {api_key: mk_test_key}
 actions:
   slack: {signing_secret: slack-signing-secret}
   allow:
-    resume: {slack_users: [U0ALLOWED]}
+    resume: {slack_users: [U0ALLOWED], telegram_users: [77]}
     cancel: {slack_users: [U0ALLOWED]}
     rerun: {slack_users: [U0ALLOWED]}
 channels:
@@ -64,9 +64,8 @@ class Surface:
 class Thread:
     """Stands in for the Slack channel: records replies."""
 
-    render_kind = "slack"
-
     def __init__(self) -> None:
+        self.render_kind = "slack"
         self.replies: list[tuple[MessageRef, str]] = []
 
     async def reply(self, ref: MessageRef, message: Message, *, broadcast: bool = False) -> None:
@@ -246,3 +245,12 @@ async def test_a_rerun_starts_the_agent_on_the_runs_inputs(rig: Rig) -> None:
     urls = [i.video_url for i in event.inputs if i.video_url]
     assert rig.mosaic.calls == [("rerun", (event.agent_id, {"video_urls": urls}))]
     assert rig.thread.replies[0][1] == "🔁 Re-run started by <@U0ALLOWED> (new run new-run-1)"
+
+
+async def test_a_telegram_pressers_name_is_escaped_in_the_thread(rig: Rig) -> None:
+    rig.thread.render_kind = "telegram"
+    value = (await rig.buttons(failed()))["resume"]
+    presser = Presser("telegram", "77", "<b>eve</b> & co")
+    rig.actions.accept(Press(value, presser, MessageRef("-100123", "5"), Surface()))
+    await rig.actions.stop(10)
+    assert rig.thread.replies[0][1] == "▶️ Resumed by @&lt;b&gt;eve&lt;/b&gt; &amp; co"
