@@ -81,8 +81,9 @@ class FailedAuthLimiter:
         if now >= entry.warned_until:
             entry.warned_until = now + self.window
             log.warning(
-                "%d wrong admin tokens from %s within %gs: its wrong tokens get 429 until it "
-                "stops for %gs (a correct token still works)",
+                "%d failed authentications (wrong admin tokens or press signatures) from %s "
+                "within %gs: its failures get 429 until it stops for %gs (a correct one still "
+                "works)",
                 self.failures, client, self.window, self.window,
             )  # fmt: skip
         return max(entry.times[0] + self.window - now, 1.0)
