@@ -334,7 +334,39 @@ def _parse(
             api_names=config.mosaic.api_enabled and config.mosaic.agent_names,
         )
     ]
+    warnings += [
+        ConfigIssue(located.line_of(path), dotted(path), message, warning=True)
+        for path, message in _action_warnings(config)
+    ]
     return config, unset, _in_file_order(warnings)
+
+
+def _action_warnings(config: RelayConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """Buttons a route offers that nobody may press, or that none of its channels can show."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    allow = config.actions.allow
+    for index, route in enumerate(config.routes):
+        if not route.actions:
+            continue
+        where: tuple[str | int, ...] = ("routes", index, "actions")
+        for action in route.actions:
+            listed = allow.get(action)
+            if listed is None or not (listed.slack_users or listed.telegram_users):
+                found.append((where, f"nobody may press {action}: actions.allow.{action} is empty"))
+        shown = [
+            name
+            for name in route.to
+            if (channel := config.channels.get(name)) is not None
+            and (
+                (channel.type == "slack" and getattr(channel, "webhook_url", None) is None)
+                or channel.type == "telegram"
+            )
+        ]
+        if not shown:
+            found.append(
+                (where, "no channel of this route shows buttons (Slack with a token, Telegram)")
+            )
+    return found
 
 
 def _read_yaml(text: str, source: str) -> Located:
