@@ -42,16 +42,21 @@ README_ENV = {
     "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1234/token",
     "NTFY_URL": "ntfys://ntfy.example.com/video-alerts",
     "MATRIX_URL": "matrixs://relay:pass@matrix.example.org/#alerts",
+    "MOSAIC_API_KEY": "mk_test",
+    "SLACK_SIGNING_SECRET": "s",
+    "TELEGRAM_WEBHOOK_SECRET": "t" * 20,
 }
 
 
 @pytest.mark.parametrize(
-    "marker", ["mode: digest", "quiet_hours:", "type: discord", "type: apprise"]
+    "marker", ["mode: digest", "quiet_hours:", "type: discord", "type: apprise", "signing_secret"]
 )
 def test_the_examples_of_digests_and_new_channels_load(marker: str) -> None:
     blocks = yaml_blocks_with(marker)
     assert blocks, marker
+    team = 'channels: {team-slack: {type: slack, token: xoxb-test, channel: "#a"}}\n'
     for block in blocks:
-        config, unset = parse_config("auth: {allow_unsigned: true}\n" + block, env=README_ENV)
+        text = block if "channels:" in block else block + "\n" + team
+        config, unset = parse_config("auth: {allow_unsigned: true}\n" + text, env=README_ENV)
         assert unset == ()
         assert config.channels or config.routes
