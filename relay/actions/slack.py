@@ -14,7 +14,6 @@ logged or shown.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -24,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
+from relay.actions.inbound import MAX_BODY_BYTES, read_body
 from relay.actions.model import BUTTON_PREFIX, Press, Presser
 from relay.actions.perform import ACTIONS_KEY
 from relay.admin import FailedAuthLimiter, client_address
@@ -53,7 +51,6 @@ log = logging.getLogger("relay.actions.slack")
 
 SIGNATURE_HEADER = "X-Slack-Signature"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
-MAX_BODY_BYTES = 64 * 1024
 MAX_AGE = 5 * 60
 """A request signed longer ago than this (seconds) is refused, as Slack advises."""
 FORM = "application/x-www-form-urlencoded"
@@ -144,7 +141,7 @@ class SlackEndpoint:
         signatures = request.headers.getall(SIGNATURE_HEADER, [])
         if len(timestamps) != 1 or len(signatures) != 1:
             return error(401, f"one {SIGNATURE_HEADER} and one {TIMESTAMP_HEADER} header needed")
-        body = await _read(request, config.server.read_timeout)
+        body = await read_body(request, config.server.read_timeout)
         if isinstance(body, web.Response):
             return body
         secret = settings.signing_secret.get_secret_value()
@@ -234,39 +231,6 @@ def _verifier(secret: str, now: Callable[[], float]) -> SignatureVerifier:
             return now()
 
     return SignatureVerifier(secret, clock=_Clock())
-
-
-async def _read(request: web.Request, deadline: float) -> bytes | web.Response:
-    """The body within ``deadline`` and ``MAX_BODY_BYTES``, or the answer refusing it. A body
-    the app's middleware read already is taken as it is."""
-    too_large = error(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    body: bytes | None
-    try:
-        async with asyncio.timeout(deadline):
-            if request.content.is_eof():  # read already, or all arrived: nothing to wait for
-                body = await request.read()
-            else:
-                body = await _read_limited(request, MAX_BODY_BYTES)
-    except TimeoutError:
-        answer = error(408, f"body not received within {deadline:g}s")
-        answer.force_close()
-        return answer
-    except web.HTTPRequestEntityTooLarge:
-        return too_large
-    except (RequestPayloadError, HttpProcessingError, ConnectionError, ValueError):
-        return error(400, "cannot read the body")
-    return too_large if body is None or len(body) > MAX_BODY_BYTES else body
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """None as soon as the body is longer than ``limit`` (the rest is never buffered)."""
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = await request.content.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return None if len(body) > limit else bytes(body)
 
 
 def _payload(body: bytes) -> dict[str, Any]:

@@ -16,7 +16,6 @@ after a reload uses the channel serving then.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import math
@@ -25,9 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
+from relay.actions.inbound import MAX_BODY_BYTES, read_body
 from relay.actions.model import BUTTON_PREFIX, Press, Presser, PressSurface
 from relay.actions.perform import ACTIONS_KEY
 from relay.admin import FailedAuthLimiter, client_address
@@ -50,7 +48,6 @@ __all__ = [
 log = logging.getLogger("relay.actions.telegram")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-MAX_BODY_BYTES = 64 * 1024
 BOT_QUERY = "bot"
 """The query parameter naming the Telegram channel whose bot the webhook belongs to."""
 MAX_NAME = 64
@@ -165,7 +162,7 @@ class TelegramPresses:
         secret = settings.secret_token.get_secret_value().encode("utf-8")
         if not _secret_ok(request.headers.getall(SECRET_HEADER, []), secret):
             return self._refused(request, config)
-        body = await _read(request, config.server.read_timeout)
+        body = await read_body(request, config.server.read_timeout)
         if isinstance(body, web.Response):
             return body
         try:
@@ -211,24 +208,6 @@ def _secret_ok(provided: list[str], secret: bytes) -> bool:
     if len(provided) != 1:
         return False
     return hmac.compare_digest(provided[0].encode("utf-8", "surrogateescape"), secret)
-
-
-async def _read(request: web.Request, deadline: float) -> bytes | web.Response:
-    """The body within ``deadline``, or the answer refusing it."""
-    try:
-        async with asyncio.timeout(deadline):
-            body = await request.read()
-    except TimeoutError:
-        answer = error(408, f"body not received within {deadline:g}s")
-        answer.force_close()
-        return answer
-    except web.HTTPRequestEntityTooLarge:
-        return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    except (RequestPayloadError, HttpProcessingError, ConnectionError):
-        return error(400, "cannot read the body")
-    if len(body) > MAX_BODY_BYTES:
-        return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    return body
 
 
 def _bot_name(config: RelayConfig, named: str | None) -> str | None:
