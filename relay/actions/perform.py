@@ -126,6 +126,8 @@ class Actions:
             return "done", f"new run {started}" if started else ""
         except MosaicError as exc:
             return "failed", exc.reason
+        except ValueError as exc:  # a grant with no inputs to re-run (never issued so)
+            return "failed", str(exc)
         finally:
             await client.close()
 
