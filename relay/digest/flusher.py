@@ -78,6 +78,8 @@ class Flusher:
         self._wake = asyncio.Event()
         self._started = clock.now()
         self._sent_empty: set[str] = set()
+        self._homeless: set[str] = set()
+        """Groups whose channel is gone, warned about once."""
         self.flushed = 0
         """Windows this process stored a message for."""
 
@@ -175,8 +177,15 @@ class Flusher:
             return False
         target = self._target(group, end, runtime)
         if target is None:
-            log.warning("held events of %s have nowhere to go: channel no longer configured", group)
+            if group not in self._homeless:  # once per group: it is looked at every round
+                self._homeless.add(group)
+                log.warning(
+                    "%d held events of %s have nowhere to go: the channel is no longer "
+                    "configured (they wait; configure it again to send them)",
+                    len(entries), group,
+                )  # fmt: skip
             return False
+        self._homeless.discard(group)
         digest = Digest(
             kind="quiet" if target.kind == "quiet" else "digest",
             route=target.route,

@@ -172,3 +172,21 @@ async def test_events_held_by_a_route_since_removed_go_out_at_once(
     await rig.hold("b")
     await rig.flusher.run_once(rig.clock.now())  # the route sends each event now: nothing held
     assert await rig.store.held_groups() == []
+
+
+async def test_events_held_for_a_removed_channel_wait_and_are_warned_about_once(
+    rig: Rig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await rig.hold("a")
+    (tmp_path / "relay.yaml").write_text(
+        CONFIG.replace("team: {type: file, path: team.jsonl}", "other: {type: file}").replace(
+            "to: [team]", "to: [other]"
+        )
+        % ""
+    )
+    rig.runtime = Runtime.build(load_config(tmp_path / "relay.yaml", env={}))
+    for _ in range(3):
+        await rig.flusher.run_once(T0 + 2 * HOUR)
+    assert caplog.text.count("have nowhere to go") == 1
+    assert await rig.digests() == []
+    assert await rig.store.taken_keys() != []  # still there, for when the channel comes back
