@@ -129,6 +129,8 @@ class SlackEndpoint:
         self._limiter = limiter
         self._session = session
         self._clock = clock
+        self._unsigned = 0
+        self._unsigned_quiet_until = 0.0
 
     async def handle(self, request: web.Request) -> web.Response:
         config = self._config()
@@ -140,6 +142,7 @@ class SlackEndpoint:
         timestamps = request.headers.getall(TIMESTAMP_HEADER, [])
         signatures = request.headers.getall(SIGNATURE_HEADER, [])
         if len(timestamps) != 1 or len(signatures) != 1:
+            self._log_unsigned(request, config)
             return error(401, f"one {SIGNATURE_HEADER} and one {TIMESTAMP_HEADER} header needed")
         body = await read_body(request, config.server.read_timeout)
         if isinstance(body, web.Response):
@@ -170,6 +173,20 @@ class SlackEndpoint:
         except (ValueError, TypeError):
             valid = False
         return None if valid else "bad signature"
+
+    def _log_unsigned(self, request: web.Request, config: RelayConfig) -> None:
+        """A WARNING for requests without a signature: at most one a minute, with how many
+        there were (they are not counted toward the limit, like a missing admin token)."""
+        self._unsigned += 1
+        now = self._clock()
+        if now < self._unsigned_quiet_until:
+            return
+        client = client_address(request, config.server.trusted_proxies)
+        log.warning(
+            "Slack action refused: no signature (from %s; %d such request(s) this minute)",
+            client, self._unsigned,
+        )  # fmt: skip
+        self._unsigned, self._unsigned_quiet_until = 0, now + 60.0
 
     def _refuse(self, request: web.Request, config: RelayConfig, problem: str) -> web.Response:
         client = client_address(request, config.server.trusted_proxies)

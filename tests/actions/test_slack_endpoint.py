@@ -304,6 +304,20 @@ async def test_missing_headers_do_not_count_toward_the_limit(rig: Rig) -> None:
         assert (await rig.post(*unsigned)).status == 401
 
 
+async def test_unsigned_presses_are_logged_once_a_minute(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    unsigned = rig.sign(payload(), unsigned=True)
+    with caplog.at_level(logging.WARNING, logger="relay.actions.slack"):
+        for _ in range(3):
+            assert (await rig.post(*unsigned)).status == 401
+        rig.clock.now += 61
+        assert (await rig.post(*unsigned)).status == 401
+    lines = [r.getMessage() for r in caplog.records if "no signature" in r.getMessage()]
+    assert len(lines) == 2 and "1 such request(s)" in lines[0] and "3 such" in lines[1]
+    assert rig.actions.presses == []
+
+
 @pytest.mark.parametrize(
     "changes",
     [
