@@ -185,6 +185,8 @@ async def test_cancel_on_a_running_card_calls_cancel_once_and_the_card_says_so(
     assert resumes(fake_mosaic, run_id, "cancel") == 1
     assert fake_slack.replies("C0VIDEO", card.ts)[0].text.startswith("🛑 Cancelled by")
     assert fake_mosaic.runs[run_id].status == "cancelled"
+    # The card itself no longer offers Cancel (taken off through Slack's response_url).
+    await wait_until(lambda: "mosaic_cancel" not in json.dumps(card.blocks))
 
 
 async def test_telegram_resume_with_the_secret_token(
