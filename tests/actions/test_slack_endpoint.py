@@ -17,13 +17,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from relay.actions.model import Button, Press
-from relay.actions.perform import ACTIONS_KEY, Actions
+from relay.actions.model import Button
+from relay.actions.perform import ACTIONS_KEY
 from relay.actions.slack import MAX_BODY_BYTES, SlackSurface, add_slack_route
 from relay.admin import FailedAuthLimiter
 from relay.bodies import BodyReads
 from relay.channels.base import Message, MessageRef
 from relay.config import RelayConfig
+from tests.actions.stubs import Clock, RecordingActions
 from tests.channels.test_slack import token_channel
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_interactions import PRESSER, block_actions, press, sign, signature
@@ -40,24 +41,6 @@ BUTTON = {
     "value": VALUE,
 }
 FAILURES = 3
-
-
-class RecordingActions(Actions):
-    """Records the presses it is handed (the executor is tested elsewhere)."""
-
-    def __init__(self) -> None:
-        self.presses: list[Press] = []
-
-    def accept(self, press: Press) -> None:
-        self.presses.append(press)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -92,7 +75,7 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     """The endpoint on a real server: behind the relay's body-reading middleware (as the
     relay's app serves it), or alone (reading its body itself)."""
-    actions, clock, serving = RecordingActions(), Clock(), [config()]
+    actions, clock, serving = RecordingActions(), Clock(1_700_000_000.0), [config()]
     limiter = FailedAuthLimiter(failures=FAILURES, window=60, clock=clock)
     async with aiohttp.ClientSession() as session:
         reads = BodyReads(lambda: serving[0].server.read_timeout)

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
-from relay.actions.model import Button, Press
-from relay.actions.perform import ACTIONS_KEY, Actions
+from relay.actions.model import Button
+from relay.actions.perform import ACTIONS_KEY
 from relay.actions.telegram import (
     MAX_BODY_BYTES,
     SECRET_HEADER,
@@ -28,6 +28,7 @@ from relay.admin import FailedAuthLimiter
 from relay.channels.base import Message, MessageRef
 from relay.channels.telegram import TelegramChannel, TelegramSettings
 from relay.config import RelayConfig
+from tests.actions.stubs import Clock, RecordingActions
 from tests.fakes.telegram import DEFAULT_CHAT_ID, DEFAULT_TOKEN, FakeTelegram
 
 Client = TestClient[Any, web.Application]
@@ -38,24 +39,6 @@ VALUE = "ma1:AAAAAAAAAAAAAAAAAAAAAA"
 BUTTON = Button("resume", "Resume", VALUE)
 OTHER_TOKEN = "654321:OTHER-token"
 FAILURES = 3
-
-
-class RecordingActions(Actions):
-    """Records the presses it is handed (the executor is tested elsewhere)."""
-
-    def __init__(self) -> None:
-        self.presses: list[Press] = []
-
-    def accept(self, press: Press) -> None:
-        self.presses.append(press)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def config(
@@ -115,7 +98,7 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     fake_telegram.tokens.add(OTHER_TOKEN)
     serving = [config(fake_telegram)]
-    clock = Clock()
+    clock = Clock(1_000.0)
     limiter = FailedAuthLimiter(failures=FAILURES, window=60, clock=clock)
     actions = RecordingActions()
     channels: dict[str, TelegramChannel] = {}
