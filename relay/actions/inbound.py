@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from relay.admin import FailedAuthLimiter, client_address
+from relay.config import RelayConfig
 from relay.receiver import error
 
-__all__ = ["MAX_BODY_BYTES", "read_body"]
+__all__ = ["MAX_BODY_BYTES", "read_body", "refuse"]
 
 MAX_BODY_BYTES = 64 * 1024
 """A press is a few KiB; a larger body is refused before it is all read."""
@@ -47,3 +51,24 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
             break
         body += chunk
     return None if len(body) > limit else bytes(body)
+
+
+def refuse(
+    request: web.Request,
+    config: RelayConfig,
+    limiter: FailedAuthLimiter,
+    *,
+    log: logging.Logger,
+    why: str,
+    answer: str,
+) -> web.Response:
+    """A press that failed authentication: counted per client (429 + Retry-After past the
+    limit), else a WARNING naming ``why`` and a 401 saying ``answer``. No other side effect."""
+    client = client_address(request, config.server.trusted_proxies)
+    wait = limiter.failed(client)
+    if wait:
+        refused = error(429, "too many refused requests; retry later")
+        refused.headers["Retry-After"] = str(math.ceil(wait))
+        return refused
+    log.warning("%s (from %s)", why, client)
+    return error(401, answer)

@@ -15,7 +15,6 @@ logged or shown.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from relay.actions.inbound import MAX_BODY_BYTES, read_body
+from relay.actions.inbound import MAX_BODY_BYTES, read_body, refuse
 from relay.actions.model import BUTTON_PREFIX, Press, Presser
 from relay.actions.perform import ACTIONS_KEY
 from relay.admin import FailedAuthLimiter, client_address
@@ -189,14 +188,11 @@ class SlackEndpoint:
         self._unsigned, self._unsigned_quiet_until = 0, now + 60.0
 
     def _refuse(self, request: web.Request, config: RelayConfig, problem: str) -> web.Response:
-        client = client_address(request, config.server.trusted_proxies)
-        wait = self._limiter.failed(client)
-        if wait:
-            answer = error(429, "too many refused requests; retry later")
-            answer.headers["Retry-After"] = str(math.ceil(wait))
-            return answer
-        log.warning("Slack action refused: %s (from %s)", problem, client)
-        return error(401, f"{problem} ({SIGNATURE_HEADER}, {TIMESTAMP_HEADER})")
+        return refuse(
+            request, config, self._limiter, log=log,
+            why=f"Slack action refused: {problem}",
+            answer=f"{problem} ({SIGNATURE_HEADER}, {TIMESTAMP_HEADER})",
+        )  # fmt: skip
 
     def _dispatch(self, request: web.Request, payload: dict[str, Any]) -> web.Response:
         """Hand a press on a relay button to ``Actions``; an empty 200 either way."""

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
-from relay.actions.inbound import MAX_BODY_BYTES, read_body
+from relay.actions.inbound import MAX_BODY_BYTES, read_body, refuse
 from relay.actions.model import BUTTON_PREFIX, Press, Presser, PressSurface
 from relay.actions.perform import ACTIONS_KEY
-from relay.admin import FailedAuthLimiter, client_address
+from relay.admin import FailedAuthLimiter
 from relay.channels.base import DeliveryError, MessageRef
 from relay.channels.telegram_settings import TelegramSettings
 from relay.config import RelayConfig
@@ -193,14 +192,11 @@ class TelegramPresses:
         return channel if isinstance(channel, CallbackBot) else None
 
     def _refused(self, request: web.Request, config: RelayConfig) -> web.Response:
-        client = client_address(request, config.server.trusted_proxies)
-        wait = self._limiter.failed(client)
-        if wait:
-            answer = error(429, "too many wrong secret tokens; retry later")
-            answer.headers["Retry-After"] = str(math.ceil(wait))
-            return answer
-        log.warning("Telegram press refused: missing or wrong %s (from %s)", SECRET_HEADER, client)
-        return error(401, f"missing or wrong {SECRET_HEADER} header")
+        return refuse(
+            request, config, self._limiter, log=log,
+            why=f"Telegram press refused: missing or wrong {SECRET_HEADER}",
+            answer=f"missing or wrong {SECRET_HEADER} header",
+        )  # fmt: skip
 
 
 def _secret_ok(provided: list[str], secret: bytes) -> bool:
