@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -435,20 +436,7 @@ class RedisStore:
 
     async def record_action(self, record: ActionRecord) -> None:
         """Rows older than a retention before ``record.at`` go as it is added."""
-        row = json.dumps(
-            [
-                record.at,
-                record.action,
-                record.run_id,
-                record.source,
-                record.user_id,
-                record.user_name,
-                record.result,
-                record.detail,
-                record.route,
-                record.channel,
-            ]
-        )
+        row = json.dumps(dataclasses.astuple(record))
         cutoff = _num(record.at - self.retention)
         await self._run(
             "record_action", _num(record.at), record.run_id, row, cutoff, self._retention_ms

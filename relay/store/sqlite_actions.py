@@ -7,6 +7,7 @@ one caller sees a changed row. Claims are on the wall clock, like Redis's ``SET 
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 from relay.store.base import ActionRecord
@@ -56,21 +57,7 @@ def claim_once(c: sqlite3.Connection, key: str, now: float, ttl: float) -> bool:
 
 
 def record_action(c: sqlite3.Connection, record: ActionRecord) -> None:
-    c.execute(
-        _INSERT_SQL,
-        (
-            record.at,
-            record.action,
-            record.run_id,
-            record.source,
-            record.user_id,
-            record.user_name,
-            record.result,
-            record.detail,
-            record.route,
-            record.channel,
-        ),
-    )
+    c.execute(_INSERT_SQL, dataclasses.astuple(record))
 
 
 def list_actions(c: sqlite3.Connection, run_id: str | None, limit: int) -> list[ActionRecord]:
